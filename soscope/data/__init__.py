@@ -1,0 +1,1 @@
+"""Data handling: the graph sample, its files, validation and the DataModule."""

@@ -1,0 +1,73 @@
+"""The graph sample of one tissue section (SPEC §2) as a PyTorch Geometric `Data`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+
+class SpotGraph(Data):
+    """One tissue section: spots with their profiles and graph, subspots with image features and graph.
+
+    Fields (N spots, M subspots, G features, D image-feature width):
+    `x` (N×G, per-subspot mean of each spot), `edge_index`/`edge_weight` (spot graph A),
+    `sub_feat` (M×D), `sub_edge_index`/`sub_edge_weight` (subspot graph W),
+    `sub_to_spot` (M, parent spot of each subspot), optional `pos` (N×2) and `sub_pos` (M×2)
+    in full-resolution pixels, optional `sub_truth` (M×G ground truth, synthetic data only).
+    Subspot-level index fields are offset by the subspot count when sections are batched.
+    """
+
+    def __inc__(self, key: str, value, *args, **kwargs):
+        if key == "sub_edge_index":
+            return self.sub_feat.size(0)
+        if key == "sub_to_spot":
+            return self.num_nodes
+        return super().__inc__(key, value, *args, **kwargs)
+
+    def __cat_dim__(self, key: str, value, *args, **kwargs):
+        if key == "sub_edge_index":
+            return 1
+        return super().__cat_dim__(key, value, *args, **kwargs)
+
+    @property
+    def num_spots(self) -> int:
+        return int(self.x.size(0))
+
+    @property
+    def num_subspots(self) -> int:
+        return int(self.sub_feat.size(0))
+
+    @property
+    def subspots_per_spot(self) -> Tensor:
+        """K_i, the number of subspots of each spot (N,), as float for arithmetic."""
+        return torch.bincount(self.sub_to_spot, minlength=self.num_spots).to(self.x.dtype)
+
+
+def fixed_layout(num_spots: int, k: int) -> Tensor:
+    """`sub_to_spot` of the original layout: subspots of spot i are rows i·K … i·K+K−1."""
+    return torch.arange(num_spots).repeat_interleave(k)
+
+
+def make_spot_graph(
+    x: Tensor,
+    edge_index: Tensor,
+    edge_weight: Tensor,
+    sub_feat: Tensor,
+    sub_edge_index: Tensor,
+    sub_edge_weight: Tensor,
+    sub_to_spot: Tensor,
+    **extra: Tensor,
+) -> SpotGraph:
+    """Assemble a `SpotGraph` with the dtypes the model expects."""
+    return SpotGraph(
+        x=x.float(),
+        edge_index=edge_index.long(),
+        edge_weight=edge_weight.float(),
+        sub_feat=sub_feat.float(),
+        sub_edge_index=sub_edge_index.long(),
+        sub_edge_weight=sub_edge_weight.float(),
+        sub_to_spot=sub_to_spot.long(),
+        num_nodes=int(x.size(0)),
+        **extra,
+    )
