@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
@@ -71,3 +74,20 @@ def make_spot_graph(
         num_nodes=int(x.size(0)),
         **extra,
     )
+
+
+@dataclass
+class Section:
+    """A loaded tissue section: its graph sample plus what outputs and figures need.
+
+    `truth` (M×G) is the subspot-resolution ground truth when known (synthetic or aggregated
+    data); `image` the H&E image (H×W×3) in the pixel frame of `graph.pos`/`graph.sub_pos`.
+    """
+
+    graph: SpotGraph
+    feature_names: list[str]
+    spot_names: list[str] | None = None
+    truth: np.ndarray | None = None
+    image: np.ndarray | None = None
+    name: str = "section"
+    meta: dict = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The probabilistic model: encoder, decoders, likelihoods and losses — plain torch."""

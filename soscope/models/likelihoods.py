@@ -1,0 +1,236 @@
+"""Likelihoods of spot and subspot profiles, as `torch.distributions` over feature blocks.
+
+A likelihood is a list of blocks, each a count or continuous family over a slice of the
+features: `nb` and `poisson` are one block, `joint_pnb` is Poisson proteins + NB genes,
+`joint_gaussian` is Normal (e.g. ATAC scores) + NB genes. Count blocks are scored on spot
+totals (the per-subspot mean x times K); continuous blocks on x itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from soscope.models.aggregation import aggregate, spot_counts
+from torch.distributions import (
+    Distribution,
+    Independent,
+    NegativeBinomial,
+    Normal,
+    Poisson,
+    constraints,
+)
+
+EPS = 1e-7
+FAMILIES = ("nb", "poisson", "gaussian")
+
+
+def positive(raw: Tensor) -> Tensor:
+    """Softplus + 1e-7: the positivity map of every rate, dispersion and scale."""
+    return F.softplus(raw) + EPS
+
+
+@dataclass(frozen=True)
+class Block:
+    """A slice of `size` features modelled by one family; `scale` is the Gaussian σ and MSE divisor."""
+
+    family: str
+    size: int
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown family {self.family!r}; choose from {FAMILIES}")
+        if self.size <= 0:
+            raise ValueError(f"a {self.family} block needs at least one feature, got {self.size}")
+        if self.scale <= 0:
+            raise ValueError(f"scale must be positive, got {self.scale}")
+
+    @property
+    def is_count(self) -> bool:
+        return self.family != "gaussian"
+
+    @property
+    def spot_width(self) -> int:
+        """Raw decoder outputs per block at spot level (the Gaussian σ is the fixed scale)."""
+        return self.size * (1 if self.family in ("poisson", "gaussian") else 2)
+
+    @property
+    def subspot_width(self) -> int:
+        """Raw decoder outputs per block at subspot level (the Gaussian σ is learned)."""
+        return self.size * (1 if self.family == "poisson" else 2)
+
+    def spot_distribution(self, raw: Tensor) -> Distribution:
+        """p(x_spot | z) from the spot decoder's raw outputs (stage 1)."""
+        if self.family == "gaussian":
+            return Normal(raw, torch.full_like(raw, self.scale))
+        return self._count_distribution(raw)
+
+    def subspot_distribution(self, raw: Tensor, k: Tensor) -> Distribution:
+        """p(y_subspot | z, image) from the enhancement decoder's raw outputs (stage 2).
+
+        `k` (M×1) is the number of subspots of each subspot's spot; the Gaussian σ is clamped
+        to [scale/K, 100·scale/K] as in the original.
+        """
+        if self.family == "gaussian":
+            mu, raw_sigma = raw.chunk(2, dim=-1)
+            low = self.scale / k
+            sigma = torch.minimum(torch.maximum(positive(raw_sigma), low), 100 * low)
+            return Normal(mu, sigma)
+        return self._count_distribution(raw)
+
+    def _count_distribution(self, raw: Tensor) -> Distribution:
+        if self.family == "poisson":
+            return Poisson(positive(raw), validate_args=False)
+        logits, raw_r = raw.chunk(2, dim=-1)
+        return NegativeBinomial(total_count=positive(raw_r), logits=logits, validate_args=False)
+
+    def aggregate(self, dist: Distribution, sub_to_spot: Tensor, n_spots: int) -> Distribution:
+        """Distribution of each spot's total (counts) or mean (Gaussian) of its subspots.
+
+        Poisson rates add; an NB sum is matched by its mean and variance, which is exact when
+        the subspots share a logit (total counts then add); Gaussian means average and
+        variances add over K².
+        """
+        if self.family == "poisson":
+            return Poisson(aggregate(dist.rate, sub_to_spot, n_spots), validate_args=False)
+        if self.family == "gaussian":
+            k = spot_counts(sub_to_spot, n_spots).to(dist.mean.dtype).clamp(min=1)
+            mean = aggregate(dist.mean, sub_to_spot, n_spots) / k
+            var = aggregate(dist.variance, sub_to_spot, n_spots) / k.square()
+            return Normal(mean, var.sqrt())
+        mean = aggregate(dist.mean, sub_to_spot, n_spots)
+        var = aggregate(dist.variance, sub_to_spot, n_spots)
+        # NB(r, p): mean = r·p/(1−p), var = mean/(1−p); so 1−p = mean/var and r = mean²/(var−mean).
+        excess = (var - mean).clamp(min=EPS)
+        total_count = mean.square() / excess + EPS
+        logits = torch.log(excess + EPS) - torch.log(mean + EPS)
+        return NegativeBinomial(total_count=total_count, logits=logits, validate_args=False)
+
+
+class BlockDistribution(Distribution):
+    """Independent blocks of features side by side; log_prob sums over all features."""
+
+    arg_constraints: dict = {}
+    support = constraints.real
+
+    def __init__(self, parts: Sequence[Distribution]) -> None:
+        self.parts = list(parts)
+        self.sizes = [p.mean.size(-1) for p in self.parts]
+        batch_shape = self.parts[0].mean.shape[:-1]
+        super().__init__(batch_shape, torch.Size([sum(self.sizes)]), validate_args=False)
+
+    @property
+    def mean(self) -> Tensor:
+        return torch.cat([p.mean for p in self.parts], dim=-1)
+
+    @property
+    def variance(self) -> Tensor:
+        return torch.cat([p.variance for p in self.parts], dim=-1)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        pieces = value.split(self.sizes, dim=-1)
+        return sum(Independent(p, 1).log_prob(v) for p, v in zip(self.parts, pieces, strict=True))
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        return torch.cat([p.rsample(sample_shape) for p in self.parts], dim=-1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        return torch.cat([p.sample(sample_shape) for p in self.parts], dim=-1)
+
+
+class Likelihood:
+    """The observation model of a dataset: feature blocks and how data meet them."""
+
+    def __init__(self, name: str, blocks: Sequence[Block]) -> None:
+        self.name = name
+        self.blocks = list(blocks)
+        self.sizes = [b.size for b in self.blocks]
+
+    @property
+    def n_features(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def spot_width(self) -> int:
+        return sum(b.spot_width for b in self.blocks)
+
+    @property
+    def subspot_width(self) -> int:
+        return sum(b.subspot_width for b in self.blocks)
+
+    @property
+    def encoder_takes_totals(self) -> bool:
+        """nb and poisson feed the encoder spot totals x·K; Gaussian and joint ones feed x."""
+        return len(self.blocks) == 1 and self.blocks[0].is_count
+
+    def encoder_input(self, x: Tensor, k: Tensor) -> Tensor:
+        """What the graph encoder sees for spot profiles `x` with `k` (N×1) subspots each."""
+        return x * k if self.encoder_takes_totals else x
+
+    def spot_target(self, x: Tensor, k: Tensor) -> Tensor:
+        """Observed spot values to score: rounded totals for count blocks, x for Gaussian ones."""
+        parts = []
+        for block, xb in zip(self.blocks, self.split(x), strict=True):
+            parts.append(torch.round(xb * k) if block.is_count else xb)
+        return torch.cat(parts, dim=-1)
+
+    def split(self, values: Tensor) -> tuple[Tensor, ...]:
+        """Split the feature axis into the blocks."""
+        return values.split(self.sizes, dim=-1)
+
+    def spot_distribution(self, raw: Tensor) -> BlockDistribution:
+        widths = [b.spot_width for b in self.blocks]
+        parts = raw.split(widths, dim=-1)
+        return BlockDistribution(
+            [b.spot_distribution(r) for b, r in zip(self.blocks, parts, strict=True)]
+        )
+
+    def subspot_distribution(self, raw: Tensor, k: Tensor) -> BlockDistribution:
+        widths = [b.subspot_width for b in self.blocks]
+        parts = raw.split(widths, dim=-1)
+        return BlockDistribution(
+            [b.subspot_distribution(r, k) for b, r in zip(self.blocks, parts, strict=True)]
+        )
+
+    def aggregate(self, dist: BlockDistribution, sub_to_spot: Tensor, n_spots: int) -> BlockDistribution:
+        return BlockDistribution(
+            [
+                b.aggregate(p, sub_to_spot, n_spots)
+                for b, p in zip(self.blocks, dist.parts, strict=True)
+            ]
+        )
+
+
+LIKELIHOODS = ("nb", "poisson", "gaussian", "joint_pnb", "joint_gaussian")
+
+
+def make_likelihood(
+    name: str,
+    n_features: int,
+    scale: float = 1.0,
+    protein_dim: int = 0,
+    scale_p: float | None = None,
+    scale_g: float | None = None,
+) -> Likelihood:
+    """Build a likelihood by name; joint ones take the first `protein_dim` features as block one."""
+    if name in ("nb", "poisson", "gaussian"):
+        return Likelihood(name, [Block(name, n_features, scale)])
+    if name not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {name!r}; choose from {', '.join(LIKELIHOODS)}")
+    if not 0 < protein_dim < n_features:
+        raise ValueError(
+            f"likelihood {name} needs 0 < protein_dim < n_features, "
+            f"got protein_dim={protein_dim}, n_features={n_features}"
+        )
+    first = "poisson" if name == "joint_pnb" else "gaussian"
+    return Likelihood(
+        name,
+        [
+            Block(first, protein_dim, scale_p if scale_p is not None else scale),
+            Block("nb", n_features - protein_dim, scale_g if scale_g is not None else scale),
+        ],
+    )

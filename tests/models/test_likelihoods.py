@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch.distributions import NegativeBinomial, Poisson
+
+from soscope.models.likelihoods import LIKELIHOODS, make_likelihood
+
+G, P, M, K = 6, 2, 21, 3
+
+
+@pytest.mark.parametrize("name", LIKELIHOODS)
+def test_heads_give_shapes_finite_loss_and_gradients(name):
+    torch.manual_seed(0)
+    lik = make_likelihood(name, G, scale=2.0, protein_dim=P)
+    sub_to_spot = torch.arange(M // K).repeat_interleave(K)
+    k_sub = torch.full((M, 1), float(K))
+    raw = torch.randn(M, lik.subspot_width, requires_grad=True)
+    dist = lik.subspot_distribution(raw, k_sub)
+    assert dist.mean.shape == (M, G)
+    assert dist.variance.shape == (M, G)
+    target = torch.poisson(torch.full((M, G), 3.0))
+    log_p = dist.log_prob(target)
+    assert log_p.shape == (M,)
+    assert torch.isfinite(log_p).all()
+    spot = lik.aggregate(dist, sub_to_spot, M // K)
+    assert spot.mean.shape == (M // K, G)
+    loss = -log_p.mean() - spot.log_prob(lik.spot_target(target[::K] / K, torch.full((M // K, 1), 3.0))).mean()
+    loss.backward()
+    assert torch.isfinite(raw.grad).all() and raw.grad.abs().sum() > 0
+
+    raw_spot = torch.randn(M // K, lik.spot_width)
+    assert lik.spot_distribution(raw_spot).mean.shape == (M // K, G)
+
+
+def test_gaussian_sigma_is_clamped_by_subspot_count():
+    lik = make_likelihood("gaussian", 1, scale=3.0)
+    raw = torch.tensor([[0.0, -50.0], [0.0, 500.0]])
+    sigma = lik.subspot_distribution(raw, torch.tensor([[3.0], [3.0]])).stddev
+    assert sigma.squeeze(-1).tolist() == pytest.approx([1.0, 100.0])
+
+
+def test_poisson_aggregate_is_the_sum_of_rates():
+    lik = make_likelihood("poisson", 2)
+    dist = lik.subspot_distribution(torch.randn(6, 2), torch.full((6, 1), 3.0))
+    spot = lik.aggregate(dist, torch.tensor([0, 0, 0, 1, 1, 1]), 2).parts[0]
+    assert isinstance(spot, Poisson)
+    torch.testing.assert_close(spot.rate, dist.parts[0].rate.view(2, 3, 2).sum(1))
+
+
+def test_nb_aggregate_is_exact_when_subspots_share_a_logit():
+    lik = make_likelihood("nb", 1)
+    logits = torch.full((4, 1), 0.3)
+    raw_r = torch.randn(4, 1)
+    dist = lik.subspot_distribution(torch.cat([logits, raw_r], -1), torch.full((4, 1), 4.0))
+    spot = lik.aggregate(dist, torch.zeros(4, dtype=torch.long), 1).parts[0]
+    assert isinstance(spot, NegativeBinomial)
+    torch.testing.assert_close(spot.total_count, dist.parts[0].total_count.sum(0, keepdim=True), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(spot.logits, logits[:1], rtol=1e-4, atol=1e-4)
+
+
+def test_spot_targets_round_count_blocks_only():
+    lik = make_likelihood("joint_gaussian", 3, protein_dim=1)
+    x = torch.tensor([[0.5, 2.0 / 3.0, 1.0 / 3.0]])
+    target = lik.spot_target(x, torch.tensor([[3.0]]))
+    torch.testing.assert_close(target, torch.tensor([[0.5, 2.0, 1.0]]))
+    assert lik.encoder_input(x, torch.tensor([[3.0]])) is x
+    nb = make_likelihood("nb", 3)
+    torch.testing.assert_close(nb.encoder_input(x, torch.tensor([[3.0]])), x * 3)
+
+
+def test_bad_likelihood_arguments_are_refused():
+    with pytest.raises(ValueError, match="unknown likelihood"):
+        make_likelihood("zinb", 3)
+    with pytest.raises(ValueError, match="protein_dim"):
+        make_likelihood("joint_pnb", 3, protein_dim=0)
