@@ -1,0 +1,1 @@
+"""Evaluation of enhanced profiles: metrics and baselines."""

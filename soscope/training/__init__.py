@@ -1,0 +1,1 @@
+"""Training: the two stages as LightningModules, and their schedules."""

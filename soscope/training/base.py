@@ -1,0 +1,80 @@
+"""What both stages share: the likelihood, the graph encoder, the prior, β and the optimiser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.distributions import Normal
+
+from soscope.data.sample import SpotGraph
+from soscope.models.aggregation import spot_counts
+from soscope.models.encoder import GraphEncoder
+from soscope.models.likelihoods import Likelihood, make_likelihood
+from soscope.models.losses import kl_at_sample
+from soscope.training.schedules import ExponentialSchedule
+
+
+class LatentGraphModule(L.LightningModule):
+    """A stage of soScope: encodes the spot graph to Z ~ q(Z | X, A) with prior N(0, I).
+
+    Subclasses add their decoder and `stage_loss`; one training step is one pass over the
+    batch (the whole section in full-graph mode, as in the original).
+    """
+
+    stage_name = "stage"
+
+    def __init__(
+        self,
+        likelihood: str,
+        n_features: int,
+        feat_dim: int,
+        scale: float = 1.0,
+        protein_dim: int = 0,
+        scale_p: float | None = None,
+        scale_g: float | None = None,
+        z_dim: int = 128,
+        hidden: int = 128,
+        heads: int = 1,
+        lr: float = 1e-3,
+        optimizer: str = "Adam",
+        weight_decay: float = 0.0,
+        beta: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.likelihood: Likelihood = make_likelihood(
+            likelihood, n_features, scale, protein_dim, scale_p, scale_g
+        )
+        self.encoder = GraphEncoder(n_features, z_dim, hidden, heads)
+        self.beta = ExponentialSchedule(**(beta or {}))
+
+    def encode(self, batch: SpotGraph) -> Normal:
+        """q(Z | X, A) for the spots of `batch`."""
+        k = spot_counts(batch.sub_to_spot, batch.num_nodes)
+        return self.encoder(self.likelihood.encoder_input(batch.x, k), batch.edge_index)
+
+    def kl(self, q: Normal, z: Tensor) -> Tensor:
+        prior = Normal(torch.zeros_like(z), torch.ones_like(z))
+        return kl_at_sample(q, prior, z)
+
+    def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def training_step(self, batch: SpotGraph, batch_idx: int) -> Tensor:
+        loss, terms = self.stage_loss(batch)
+        size = batch.num_nodes
+        for name, value in terms.items():
+            self.log(f"{self.stage_name}/{name}", value, batch_size=size)
+        self.log(f"{self.stage_name}/loss", loss, batch_size=size, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer_cls = getattr(torch.optim, self.hparams.optimizer, None)
+        if optimizer_cls is None:
+            raise ValueError(f"unknown optimizer {self.hparams.optimizer!r} (a torch.optim class)")
+        return optimizer_cls(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )

@@ -1,0 +1,37 @@
+"""Stage 1: the variational graph auto-encoder that pretrains the encoder on spots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from soscope.data.sample import SpotGraph
+from soscope.models.aggregation import spot_counts
+from soscope.models.decoders import SpotDecoder
+from soscope.models.losses import graph_bce, resolve_graph_mode
+from soscope.training.base import LatentGraphModule
+
+
+class VGAEModule(LatentGraphModule):
+    """−log p(X | Z) + BCE(σ(Z Zᵀ), A) + β·KL, one step per pass over the spots."""
+
+    stage_name = "vgae"
+
+    def __init__(self, graph_loss: str = "auto", exact_max_nodes: int = 20000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.decoder = SpotDecoder(self.hparams.z_dim, self.likelihood.spot_width, self.hparams.hidden)
+
+    def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
+        q = self.encode(batch)
+        z = q.rsample()
+        k = spot_counts(batch.sub_to_spot, batch.num_nodes)
+        p_x = self.likelihood.spot_distribution(self.decoder(z))
+        node = -p_x.log_prob(self.likelihood.spot_target(batch.x, k)).mean()
+        mode = resolve_graph_mode(self.hparams.graph_loss, batch.num_nodes, self.hparams.exact_max_nodes)
+        graph = graph_bce([z], batch.edge_index, batch.edge_weight, mode)
+        kl = self.kl(q, z)
+        beta = self.beta(self.global_step)
+        loss = node + graph + beta * kl
+        return loss, {"node_loss": node, "graph_loss": graph, "kl_loss": kl, "beta": beta}
