@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from soscope.data.datamodule import SpotDataModule
-from soscope.data.reference_io import read_reference_dir
+from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section, SpotGraph
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_path
@@ -159,7 +159,7 @@ def _copy_config(config: dict, directory: Path) -> None:
 
 def _fit(
     module: L.LightningModule,
-    graph: SpotGraph,
+    section: Section,
     directory: Path,
     trainer_name: str,
     epochs: int,
@@ -182,7 +182,6 @@ def _fit(
         callbacks=[OriginalCheckpoints(directory, trainer_name, checkpoint_every, backup_every)],
         default_root_dir=str(directory),
     )
-    section = Section(graph=graph, feature_names=[f"f{i}" for i in range(graph.x.size(1))])
     trainer.fit(module, datamodule=SpotDataModule(section))
 
 
@@ -208,13 +207,17 @@ def two_step_train(
     names the platform the graph in `adj.npy` was built for. Returns the trained stage-2 module.
     """
     if num_neighbors not in (4, 6):
-        raise ValueError(f"num_neighbors must be 6 (Visium) or 4 (square grids), got {num_neighbors}")
+        raise ValueError(
+            f"num_neighbors must be 6 (Visium) or 4 (square grids), got {num_neighbors}"
+        )
     if len(epochs) != 2:
         raise ValueError(f"epochs must be [stage 1, stage 2], got {epochs}")
     vgae_config = read_config(vgae_config_file, VGAE_TRAINERS)
     soscope_config = read_config(soScope_config_file, SOSCOPE_TRAINERS)
     likelihood = SOSCOPE_TRAINERS[soscope_config["trainer"]]
-    graph = read_reference_dir(data_dir, likelihood=likelihood)
+    protein_dim = int(soscope_config["params"].get("protein_dim", 0))
+    section = read_reference_section(data_dir, likelihood, protein_dim)
+    graph = section.graph
     check_config_fits_data(vgae_config, vgae_config_file, graph)
     check_config_fits_data(soscope_config, soScope_config_file, graph)
 
@@ -231,7 +234,7 @@ def two_step_train(
             module.load_encoder(previous.encoder)
         _fit(
             module,
-            graph,
+            section,
             directory,
             config["trainer"],
             int(stage_epochs),
@@ -279,16 +282,19 @@ def infer(
     if data_dir is None or result_dir is None:
         raise ValueError("infer needs data_dir and result_dir")
     if num_neighbors not in (4, 6):
-        raise ValueError(f"num_neighbors must be 6 (Visium) or 4 (square grids), got {num_neighbors}")
+        raise ValueError(
+            f"num_neighbors must be 6 (Visium) or 4 (square grids), got {num_neighbors}"
+        )
     model_path = Path(experiment_dir) / "model.pt"
     if saved_model is not None:
         candidate = Path(saved_model)
         model_path = candidate if candidate.is_file() else Path(experiment_dir) / saved_model
     module = load_model_file(model_path)
-    graph = read_reference_dir(data_dir, likelihood=module.hparams.likelihood)
+    hp = module.hparams
+    graph = read_reference_section(data_dir, hp.likelihood, hp.protein_dim).graph
     for what, trained, found in [
-        ("features", module.hparams.n_features, graph.x.size(1)),
-        ("image-feature columns", module.hparams.feat_dim, graph.sub_feat.size(1)),
+        ("features", hp.n_features, graph.x.size(1)),
+        ("image-feature columns", hp.feat_dim, graph.sub_feat.size(1)),
     ]:
         if trained != found:
             raise SoScopeInputError(

@@ -130,7 +130,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     section: Section = instantiate(cfg.data)
     _, model = train_both_stages(cfg, section, out_dir)
-    enhanced = model.enhance(section.graph, non_negative=cfg.non_negative).numpy()
+    enhanced = model.enhance(
+        section.graph, non_negative=cfg.non_negative, consistency=cfg.consistency
+    ).numpy()
     metrics = evaluate_against_truth(section, enhanced)
     write_outputs(cfg, section, enhanced, metrics, out_dir)
     print(format_metrics(metrics))

@@ -56,4 +56,3 @@ class EnhancementDecoder(nn.Module):
         """`z_sub` (M×z) is each subspot's spot latent, `k_sub` (M×1) its spot's subspot count."""
         features = (2 - 1 / k_sub) * feat.to(z_sub.dtype)
         return self.net(torch.cat([z_sub / k_sub, features], dim=-1))
-

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from soscope.models.aggregation import aggregate, spot_counts
 from torch.distributions import (
     Distribution,
     Independent,
@@ -24,7 +23,10 @@ from torch.distributions import (
     constraints,
 )
 
+from soscope.models.aggregation import aggregate, spot_counts
+
 EPS = 1e-7
+NO_SHAPE = torch.Size()
 FAMILIES = ("nb", "poisson", "gaussian")
 
 
@@ -135,10 +137,10 @@ class BlockDistribution(Distribution):
         pieces = value.split(self.sizes, dim=-1)
         return sum(Independent(p, 1).log_prob(v) for p, v in zip(self.parts, pieces, strict=True))
 
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+    def rsample(self, sample_shape: torch.Size = NO_SHAPE) -> Tensor:
         return torch.cat([p.rsample(sample_shape) for p in self.parts], dim=-1)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+    def sample(self, sample_shape: torch.Size = NO_SHAPE) -> Tensor:
         return torch.cat([p.sample(sample_shape) for p in self.parts], dim=-1)
 
 
@@ -196,7 +198,9 @@ class Likelihood:
             [b.subspot_distribution(r, k) for b, r in zip(self.blocks, parts, strict=True)]
         )
 
-    def aggregate(self, dist: BlockDistribution, sub_to_spot: Tensor, n_spots: int) -> BlockDistribution:
+    def aggregate(
+        self, dist: BlockDistribution, sub_to_spot: Tensor, n_spots: int
+    ) -> BlockDistribution:
         return BlockDistribution(
             [
                 b.aggregate(p, sub_to_spot, n_spots)

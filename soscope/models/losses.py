@@ -61,7 +61,9 @@ def _chunk_rows(n_nodes: int, budget: int = 1 << 20) -> int:
     return max(1, budget // max(n_nodes, 1))
 
 
-def _edge_log_probs(embeddings: Sequence[Tensor], src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor]:
+def _edge_log_probs(
+    embeddings: Sequence[Tensor], src: Tensor, dst: Tensor
+) -> tuple[Tensor, Tensor]:
     """log c and log(1 − c) for the listed pairs, c = 1 − Π_b (1 − σ(e_b,i · e_b,j)).
 
     One block gives the plain sigmoid; several blocks combine as p + q − p·q (the original's

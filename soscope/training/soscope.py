@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from soscope.data.sample import SpotGraph
 from soscope.models.aggregation import spot_counts
+from soscope.models.consistency import CONSISTENCY_MODES, rescale_to_spots
 from soscope.models.decoders import EnhancementDecoder
 from soscope.models.likelihoods import BlockDistribution
 from soscope.models.losses import (
@@ -102,10 +103,23 @@ class SoScopeModule(LatentGraphModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     @torch.no_grad()
-    def enhance(self, batch: SpotGraph, non_negative: bool = True) -> Tensor:
-        """Enhanced subspot profiles: the subspot distribution's mean at Z = μ (no sampling)."""
+    def enhance(
+        self, batch: SpotGraph, non_negative: bool = True, consistency: str = "none"
+    ) -> Tensor:
+        """Enhanced subspot profiles: the subspot distribution's mean at Z = μ (no sampling).
+
+        `consistency="rescale"` then makes each spot's subspots re-aggregate to the observed spot.
+        """
+        if consistency not in CONSISTENCY_MODES:
+            raise ValueError(
+                f"unknown consistency {consistency!r}; choose from {CONSISTENCY_MODES}"
+            )
         was_training = self.training
         self.eval()
         mean = self.subspot_distribution(batch, self.encode(batch).mean).mean
         self.train(was_training)
-        return F.relu(mean) if non_negative else mean
+        if non_negative:
+            mean = F.relu(mean)
+        if consistency == "rescale":
+            mean = rescale_to_spots(self.likelihood, mean, batch.x, batch.sub_to_spot)
+        return mean

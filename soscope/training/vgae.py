@@ -18,10 +18,14 @@ class VGAEModule(LatentGraphModule):
 
     stage_name = "vgae"
 
-    def __init__(self, graph_loss: str = "auto", exact_max_nodes: int = 20000, **kwargs: Any) -> None:
+    def __init__(
+        self, graph_loss: str = "auto", exact_max_nodes: int = 20000, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.decoder = SpotDecoder(self.hparams.z_dim, self.likelihood.spot_width, self.hparams.hidden)
+        self.decoder = SpotDecoder(
+            self.hparams.z_dim, self.likelihood.spot_width, self.hparams.hidden
+        )
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
         q = self.encode(batch)
@@ -29,7 +33,9 @@ class VGAEModule(LatentGraphModule):
         k = spot_counts(batch.sub_to_spot, batch.num_nodes)
         p_x = self.likelihood.spot_distribution(self.decoder(z))
         node = -p_x.log_prob(self.likelihood.spot_target(batch.x, k)).mean()
-        mode = resolve_graph_mode(self.hparams.graph_loss, batch.num_nodes, self.hparams.exact_max_nodes)
+        mode = resolve_graph_mode(
+            self.hparams.graph_loss, batch.num_nodes, self.hparams.exact_max_nodes
+        )
         graph = graph_bce([z], batch.edge_index, batch.edge_weight, mode)
         kl = self.kl(q, z)
         beta = self.beta(self.global_step)

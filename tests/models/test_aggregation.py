@@ -16,7 +16,9 @@ def test_aggregate_equals_a_loop_for_fixed_and_variable_layouts():
     variable = torch.tensor([0, 0, 2, 1, 1, 1, 4, 2, 0, 4])
     for sub_to_spot in (fixed, variable):
         values = torch.randn(len(sub_to_spot), 3)
-        torch.testing.assert_close(aggregate(values, sub_to_spot, 5), naive_sum(values, sub_to_spot, 5))
+        torch.testing.assert_close(
+            aggregate(values, sub_to_spot, 5), naive_sum(values, sub_to_spot, 5)
+        )
 
 
 def test_mean_and_counts_handle_spots_without_subspots():

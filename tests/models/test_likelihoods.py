@@ -23,7 +23,10 @@ def test_heads_give_shapes_finite_loss_and_gradients(name):
     assert torch.isfinite(log_p).all()
     spot = lik.aggregate(dist, sub_to_spot, M // K)
     assert spot.mean.shape == (M // K, G)
-    loss = -log_p.mean() - spot.log_prob(lik.spot_target(target[::K] / K, torch.full((M // K, 1), 3.0))).mean()
+    loss = (
+        -log_p.mean()
+        - spot.log_prob(lik.spot_target(target[::K] / K, torch.full((M // K, 1), 3.0))).mean()
+    )
     loss.backward()
     assert torch.isfinite(raw.grad).all() and raw.grad.abs().sum() > 0
 
@@ -53,7 +56,9 @@ def test_nb_aggregate_is_exact_when_subspots_share_a_logit():
     dist = lik.subspot_distribution(torch.cat([logits, raw_r], -1), torch.full((4, 1), 4.0))
     spot = lik.aggregate(dist, torch.zeros(4, dtype=torch.long), 1).parts[0]
     assert isinstance(spot, NegativeBinomial)
-    torch.testing.assert_close(spot.total_count, dist.parts[0].total_count.sum(0, keepdim=True), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        spot.total_count, dist.parts[0].total_count.sum(0, keepdim=True), rtol=1e-4, atol=1e-5
+    )
     torch.testing.assert_close(spot.logits, logits[:1], rtol=1e-4, atol=1e-4)
 
 

@@ -1,8 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from soscope.models.losses import graph_bce, node_loss_mse, resolve_graph_mode
 from soscope.models.likelihoods import make_likelihood
+from soscope.models.losses import graph_bce, node_loss_mse, resolve_graph_mode
 
 
 def dense_bce(embeddings, edge_index, edge_weight, n):
@@ -59,7 +59,9 @@ def test_sampled_graph_loss_is_unbiased():
         exact = graph_bce(embeddings, edge_index, edge_weight, mode="exact").item()
         g = torch.Generator().manual_seed(0)
         draws = [
-            graph_bce(embeddings, edge_index, edge_weight, mode="sampled", num_samples=500, generator=g).item()
+            graph_bce(
+                embeddings, edge_index, edge_weight, mode="sampled", num_samples=500, generator=g
+            ).item()
             for _ in range(200)
         ]
         assert abs(sum(draws) / len(draws) - exact) < 0.01 * abs(exact) + 1e-3
