@@ -123,8 +123,16 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def print_lightning_once() -> None:
+    """Under Hydra, Lightning's messages reach the console through Hydra's handlers: drop its own."""
+    if logging.getLogger().handlers:
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).handlers.clear()
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run the whole job described by `cfg`; returns the evaluation metrics."""
+    print_lightning_once()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -27,10 +27,8 @@ def rescale_to_spots(
     for block, sub_b, x_b in blocks:
         if block.is_count:
             sub_b = sub_b.clamp(min=0)
-            total = aggregate(sub_b, sub_to_spot, n)
-            share = torch.where(
-                total > 0, sub_b / total.clamp(min=1e-12)[sub_to_spot], 1 / k[sub_to_spot]
-            )
+            total = aggregate(sub_b, sub_to_spot, n)[sub_to_spot]
+            share = torch.where(total > 0, sub_b / total.clamp(min=1e-12), 1 / k[sub_to_spot])
             parts.append(share * (x_b * k)[sub_to_spot])
         else:
             mean = aggregate(sub_b, sub_to_spot, n) / k.clamp(min=1)

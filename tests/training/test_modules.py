@@ -1,0 +1,107 @@
+import lightning as L
+import pytest
+import torch
+
+from soscope.data.datamodule import SpotDataModule
+from soscope.models.aggregation import aggregate, spot_counts
+from soscope.training.soscope import SoScopeModule
+from soscope.training.vgae import VGAEModule
+
+
+def module_args(section, **extra):
+    graph = section.graph
+    return {
+        "likelihood": "nb",
+        "n_features": graph.x.size(1),
+        "feat_dim": graph.sub_feat.size(1),
+        "z_dim": 16,
+        "hidden": 32,
+        **extra,
+    }
+
+
+def fit(module, section, epochs=3):
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=SpotDataModule(section))
+    return trainer
+
+
+def test_both_stages_train_and_stage_two_starts_from_stage_one(tiny_tissue):
+    section = tiny_tissue.to_section()
+    vgae = VGAEModule(**module_args(section))
+    fit(vgae, section)
+    assert vgae.global_step == 3
+    model = SoScopeModule(**module_args(section))
+    model.load_encoder(vgae.encoder)
+    for a, b in zip(model.encoder.parameters(), vgae.encoder.parameters(), strict=True):
+        assert torch.equal(a, b)
+    before = [p.clone() for p in model.decoder.parameters()]
+    fit(model, section)
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, model.decoder.parameters(), strict=True)
+    )
+    loss, terms = model.stage_loss(section.graph)
+    assert torch.isfinite(loss)
+    assert set(terms) == {"node_loss", "graph_loss", "kl_loss", "beta", "gamma"}
+
+
+def test_gamma_multiplies_the_loss_in_loss_mode(tiny_tissue):
+    section = tiny_tissue.to_section()
+    schedule = {"start_value": 1.0, "end_value": 1.0, "n_iterations": 10, "start_iteration": 0}
+    args = module_args(section, beta=schedule, graph_loss="exact")
+    torch.manual_seed(0)
+    plain = SoScopeModule(**args, gamma={"start_value": 1.0, "end_value": 1.0})
+    torch.manual_seed(0)
+    scaled = SoScopeModule(**args, gamma={"start_value": 0.5, "end_value": 0.5})
+    torch.manual_seed(1)
+    loss_plain, _ = plain.stage_loss(section.graph)
+    torch.manual_seed(1)
+    loss_scaled, _ = scaled.stage_loss(section.graph)
+    torch.testing.assert_close(loss_scaled, 0.5 * loss_plain)
+
+
+def test_gamma_schedules_the_learning_rate_in_lr_mode(tiny_tissue):
+    section = tiny_tissue.to_section()
+    args = module_args(
+        section,
+        lr=1e-3,
+        beta={"start_value": 1.0, "end_value": 1.0, "n_iterations": 4, "start_iteration": 0},
+        gamma={"start_value": 1.0, "end_value": 0.01},
+        gamma_mode="lr",
+    )
+    model = SoScopeModule(**args)
+    trainer = fit(model, section, epochs=4)
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(1e-3 * model.gamma(4))
+    assert lr == pytest.approx(1e-5)
+
+
+def test_enhance_shapes_non_negative_and_spot_consistency(tiny_tissue):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section))
+    raw = model.enhance(graph, non_negative=False)
+    assert raw.shape == (graph.sub_feat.size(0), graph.x.size(1))
+    assert (model.enhance(graph) >= 0).all()
+    rescaled = model.enhance(graph, consistency="rescale")
+    totals = aggregate(rescaled, graph.sub_to_spot, graph.num_nodes)
+    k = spot_counts(graph.sub_to_spot, graph.num_nodes)
+    torch.testing.assert_close(totals, graph.x * k, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="consistency"):
+        model.enhance(graph, consistency="clip")
+
+
+def test_bad_module_options_are_refused(tiny_tissue):
+    section = tiny_tissue.to_section()
+    with pytest.raises(ValueError, match="node loss"):
+        SoScopeModule(**module_args(section, node_loss="l1"))
+    with pytest.raises(ValueError, match="gamma_mode"):
+        SoScopeModule(**module_args(section, gamma_mode="both"))
+    with pytest.raises(ValueError, match="heads"):
+        VGAEModule(**module_args(section, z_dim=5, heads=4))
