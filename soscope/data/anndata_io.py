@@ -9,29 +9,47 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from soscope.data.reference_io import default_feature_names
 from soscope.data.sample import SpotGraph
 from soscope.io_utils import atomic_path
 
+SCALARS = (str, int, float, bool, np.number, np.bool_)
+
 
 def plain(value: Any) -> Any:
-    """A config value AnnData can store in `uns`: dicts and lists of str/int/float/bool."""
+    """A config value that AnnData can write into `uns`.
+
+    Dicts keep their (string) keys, None becomes "None", tuples become lists, a list of
+    scalars stays a list, and a list holding lists or dicts becomes a dict keyed "0", "1", …
+    (h5ad cannot store ragged or mixed lists); numpy arrays pass, anything else becomes str.
+    """
+    if value is None:
+        return "None"
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items() if v is not None}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(v) for v in value if v is not None]
-    if isinstance(value, str | int | float | bool | np.number):
+        items = [plain(item) for item in value]
+        if all(isinstance(item, SCALARS) for item in items):
+            return items
+        return {str(i): item for i, item in enumerate(items)}
+    if isinstance(value, (*SCALARS, np.ndarray)):
         return value
     return str(value)
 
 
-def _index_within_spot(sub_to_spot: np.ndarray) -> np.ndarray:
-    """0 … K_i − 1 for the subspots of each spot, in their order; works for any layout."""
+def index_within_spot(sub_to_spot: np.ndarray) -> np.ndarray:
+    """0 … K_i − 1 for the subspots of each spot, in their row order; works for any layout."""
     order = np.argsort(sub_to_spot, kind="stable")
     sorted_spots = sub_to_spot[order]
-    starts = np.searchsorted(sorted_spots, sorted_spots, side="left")
-    index = np.empty_like(sub_to_spot)
-    index[order] = np.arange(len(sub_to_spot)) - starts
+    first_of_spot = np.searchsorted(sorted_spots, sorted_spots, side="left")
+    index = np.empty(len(sub_to_spot), dtype=np.int64)
+    index[order] = np.arange(len(sub_to_spot)) - first_of_spot
     return index
+
+
+def _check_length(what: str, found: int, expected: int) -> None:
+    if found != expected:
+        raise ValueError(f"{what}: expected {expected}, found {found}")
 
 
 def enhanced_anndata(
@@ -42,32 +60,47 @@ def enhanced_anndata(
     config: dict | None = None,
     layers: dict[str, np.ndarray] | None = None,
 ) -> ad.AnnData:
-    """Subspot profiles with `obs['spot']`, `obs['subspot']`, `obsm['spatial']` and `uns['soscope']`."""
-    sub_to_spot = graph.sub_to_spot.numpy()
-    n_features = profiles.shape[1]
-    spot_names = spot_names or [f"spot_{i}" for i in range(graph.num_spots)]
-    spots = np.asarray(spot_names, dtype=object)[sub_to_spot]
-    within = _index_within_spot(sub_to_spot)
+    """One row per subspot: `X` the enhanced profiles (float32), `obs['spot']` its parent spot
+    (categorical), `obs['subspot']` its index within the spot, `obsm['spatial']` its position
+    (when the graph has `sub_pos`), `uns['soscope']` the run's config, `layers` as given.
+
+    Feature names default to `graph.feature_names` when set, else `f0`, `f1`, …; spot names
+    to `spot_0`, `spot_1`, ….
+    """
+    sub_to_spot = graph.sub_to_spot.cpu().numpy()
+    profiles = np.asarray(profiles, dtype=np.float32)
+    if feature_names is None:
+        feature_names = getattr(graph, "feature_names", None)
+    if feature_names is None:
+        feature_names = default_feature_names(profiles.shape[1])
+    if spot_names is None:
+        spot_names = [f"spot_{i}" for i in range(graph.num_spots)]
+    _check_length("profile rows (one per subspot)", len(profiles), len(sub_to_spot))
+    _check_length("feature names (one per profile column)", len(feature_names), profiles.shape[1])
+    _check_length("spot names (one per spot)", len(spot_names), graph.num_spots)
+
+    spots = np.asarray(spot_names, dtype=str)[sub_to_spot]
+    within = index_within_spot(sub_to_spot)
     obs = pd.DataFrame(
         {
-            "spot": pd.Categorical(spots, categories=list(dict.fromkeys(spot_names))),
+            "spot": pd.Categorical(spots, categories=pd.unique(np.asarray(spot_names, dtype=str))),
             "subspot": within,
         },
-        index=[f"{s}_{i}" for s, i in zip(spots, within, strict=True)],
+        index=[f"{spot}_{i}" for spot, i in zip(spots, within, strict=True)],
     )
     adata = ad.AnnData(
-        X=np.asarray(profiles, dtype=np.float32),
+        X=profiles,
         obs=obs,
-        var=pd.DataFrame(index=feature_names or [f"f{i}" for i in range(n_features)]),
-        layers={k: np.asarray(v, dtype=np.float32) for k, v in (layers or {}).items()},
+        var=pd.DataFrame(index=[str(name) for name in feature_names]),
+        layers=layers,
     )
     if getattr(graph, "sub_pos", None) is not None:
-        adata.obsm["spatial"] = graph.sub_pos.numpy().astype(np.float64)
+        adata.obsm["spatial"] = graph.sub_pos.detach().cpu().numpy().astype(np.float64)
     adata.uns["soscope"] = plain(config or {})
     return adata
 
 
 def write_h5ad_atomic(adata: ad.AnnData, path: str | Path) -> None:
-    """Write an `.h5ad` under a temporary name, then rename it into place."""
+    """Write an `.h5ad` under a temporary name beside `path`, then rename it into place."""
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)

@@ -2,9 +2,11 @@
 
 Files: `label.npy` (N×G spot profiles, the per-subspot mean), `adj.npy` (E×3 rows i, j, w of
 the spot graph), `support_feature.npy` (N·K×D subspot image features, spot i's subspots at rows
-i·K … i·K+K−1) and `sub_adj.npy` (E'×3, the subspot graph). Optional extras written and read by
-soscope: `feature_names.txt` (one per line), `positions.csv` and `sub_positions.csv` (columns
-x, y in full-resolution pixels). The files hold graphs without self-loops; in memory they have them.
+i·K … i·K+K−1) and `sub_adj.npy` (E'×3, the subspot graph). Optional extras, read when present
+and written when known: `feature_names.txt` (one name per line), `positions.csv` and
+`sub_positions.csv` (columns x, y in full-resolution pixels, one row per spot / subspot).
+The files hold graphs without self-loops; in memory every node has one (weight 1 unless the
+file gives another).
 """
 
 from __future__ import annotations
@@ -23,39 +25,59 @@ from soscope.data.validate import (
     check_matrix,
     check_subspot_rows,
     load_npy,
+    to_float32,
 )
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_dir
 
-COUNT_LIKELIHOODS = ("nb", "poisson", "joint_pnb")
+LABEL, ADJ, FEATURES, SUB_ADJ = "label.npy", "adj.npy", "support_feature.npy", "sub_adj.npy"
+FEATURE_NAMES, POSITIONS, SUB_POSITIONS = "feature_names.txt", "positions.csv", "sub_positions.csv"
 
 
-def _with_self_loops(edges: np.ndarray, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    index = torch.as_tensor(edges[:, :2].T.astype(np.int64))
-    weight = torch.as_tensor(edges[:, 2], dtype=torch.float32)
-    return add_remaining_self_loops(index, weight, fill_value=1.0, num_nodes=n_nodes)
+def default_feature_names(n_features: int) -> list[str]:
+    """Names for features that came without any: `f0`, `f1`, …"""
+    return [f"f{i}" for i in range(n_features)]
+
+
+def count_columns(likelihood: str | None, protein_dim: int = 0) -> slice | None:
+    """The label columns a likelihood models as counts: all for nb, poisson and joint_pnb, the
+    block after the first `protein_dim` for joint_gaussian, none otherwise."""
+    if likelihood in ("nb", "poisson", "joint_pnb"):
+        return slice(None)
+    if likelihood == "joint_gaussian":
+        return slice(protein_dim, None)
+    return None
+
+
+def _read_edges(path: Path, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    index, weight = check_edges(load_npy(path), n_nodes, path)
+    return add_remaining_self_loops(
+        torch.from_numpy(index), torch.from_numpy(weight), fill_value=1.0, num_nodes=n_nodes
+    )
 
 
 def _read_positions(path: Path, n_rows: int) -> torch.Tensor | None:
     if not path.is_file():
         return None
     try:
-        table = pd.read_csv(path)
-        pos = table[["x", "y"]].to_numpy(dtype=np.float64)
-    except (KeyError, ValueError, pd.errors.ParserError) as err:
-        raise SoScopeInputError(path, f"expected numeric columns x, y ({err})") from None
-    check_matrix(pos, path, ncols=2)
-    if len(pos) != n_rows:
-        raise SoScopeInputError(path, f"has {len(pos)} rows, expected {n_rows}")
-    return torch.as_tensor(pos, dtype=torch.float32)
+        xy = pd.read_csv(path)[["x", "y"]].to_numpy(dtype=np.float64)
+    except (KeyError, ValueError, OSError) as err:
+        raise SoScopeInputError(path, f"expected a CSV with numeric columns x, y ({err})") from None
+    if len(xy) != n_rows:
+        raise SoScopeInputError(path, f"has {len(xy)} rows, expected {n_rows}")
+    return torch.from_numpy(to_float32(check_matrix(xy, path), path))
 
 
 def _read_feature_names(path: Path, n_features: int) -> list[str]:
     if not path.is_file():
-        return [f"feature_{i}" for i in range(n_features)]
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        return default_feature_names(n_features)
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (UnicodeDecodeError, OSError) as err:
+        raise SoScopeInputError(path, f"cannot be read as UTF-8 text ({err})") from None
+    names = [name for name in names if name]
     if len(names) != n_features:
-        raise SoScopeInputError(path, f"has {len(names)} names for {n_features} features")
+        raise SoScopeInputError(path, f"has {len(names)} names for the {n_features} features")
     return names
 
 
@@ -64,41 +86,37 @@ def read_reference_dir(
 ) -> SpotGraph:
     """Read and validate a dataset directory; returns the graph sample with self-loops added.
 
-    For a count likelihood the spot totals label·K must be non-negative integers (for
-    `joint_gaussian`, the NB block after the first `protein_dim` features).
+    The feature names (from `feature_names.txt`, else `f0`, `f1`, …) are the plain list
+    `graph.feature_names`. For a count likelihood the spot totals label·K of its count columns
+    (see `count_columns`) must be non-negative integers.
     """
     root = Path(path)
     if not root.is_dir():
         raise SoScopeInputError(root, "dataset directory not found")
-    label = check_matrix(load_npy(root / "label.npy"), root / "label.npy")
+    label = to_float32(check_matrix(load_npy(root / LABEL), root / LABEL), root / LABEL)
     n_spots, n_features = label.shape
-    feat_path = root / "support_feature.npy"
-    features = check_matrix(load_npy(feat_path), feat_path)
-    k = check_subspot_rows(features.shape[0], n_spots, f"{feat_path} (vs. label.npy)")
-    adj = check_edges(load_npy(root / "adj.npy"), n_spots, root / "adj.npy")
-    sub_adj = check_edges(load_npy(root / "sub_adj.npy"), n_spots * k, root / "sub_adj.npy")
-    names = _read_feature_names(root / "feature_names.txt", n_features)
-    if likelihood in COUNT_LIKELIHOODS or likelihood == "joint_gaussian":
-        start = protein_dim if likelihood == "joint_gaussian" else 0
-        check_counts(label[:, start:] * k, root / "label.npy", names[start:])
+    features = load_npy(root / FEATURES)
+    features = to_float32(check_matrix(features, root / FEATURES), root / FEATURES)
+    k = check_subspot_rows(len(features), n_spots, root / FEATURES, spots_source=LABEL)
+    names = _read_feature_names(root / FEATURE_NAMES, n_features)
+    columns = count_columns(likelihood, protein_dim)
+    if columns is not None:
+        totals = label[:, columns].astype(np.float64) * k
+        check_counts(totals, f"{root / LABEL} (spot totals = label × K={k})", names[columns])
 
-    edge_index, edge_weight = _with_self_loops(adj, n_spots)
-    sub_edge_index, sub_edge_weight = _with_self_loops(sub_adj, n_spots * k)
     extra = {
         key: value
         for key, value in (
-            ("pos", _read_positions(root / "positions.csv", n_spots)),
-            ("sub_pos", _read_positions(root / "sub_positions.csv", n_spots * k)),
+            ("pos", _read_positions(root / POSITIONS, n_spots)),
+            ("sub_pos", _read_positions(root / SUB_POSITIONS, n_spots * k)),
         )
         if value is not None
     }
     graph = make_spot_graph(
-        torch.as_tensor(label),
-        edge_index,
-        edge_weight,
-        torch.as_tensor(features),
-        sub_edge_index,
-        sub_edge_weight,
+        torch.from_numpy(label),
+        *_read_edges(root / ADJ, n_spots),
+        torch.from_numpy(features),
+        *_read_edges(root / SUB_ADJ, n_spots * k),
         fixed_layout(n_spots, k),
         **extra,
     )
@@ -116,32 +134,69 @@ def read_reference_section(
     return Section(graph=graph, feature_names=names, name=Path(path).name)
 
 
-def _edges_without_loops(index: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
-    index, weight = remove_self_loops(index, weight)
+def _check_fixed_layout(graph: SpotGraph, path: Path) -> None:
+    """The format stores K subspots per spot, spot by spot; any other layout is refused."""
+    n_spots, n_sub = graph.num_spots, graph.num_subspots
+    fixed = (
+        n_spots > 0
+        and n_sub > 0
+        and n_sub % n_spots == 0
+        and torch.equal(graph.sub_to_spot.cpu(), fixed_layout(n_spots, n_sub // n_spots))
+    )
+    if not fixed:
+        raise SoScopeInputError(
+            path,
+            "the original format needs the same number K of subspots for every spot, "
+            "stored spot by spot (sub_to_spot = 0…0, 1…1, …); this graph's layout differs",
+        )
+
+
+def _check_names(names: list[str], n_features: int, path: Path) -> None:
+    if len(names) != n_features:
+        raise SoScopeInputError(path, f"got {len(names)} feature names for {n_features} features")
+    bad = [name for name in names if name != name.strip() or len(name.splitlines()) != 1]
+    if bad:
+        raise SoScopeInputError(
+            path, f"feature names must be non-empty single lines without outer spaces: {bad[:5]}"
+        )
+
+
+def _edge_rows(index: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
+    index, weight = remove_self_loops(index.cpu(), weight.cpu())
     return np.column_stack([index.T.numpy().astype(np.float64), weight.numpy()])
 
 
+def _save_positions(path: Path, xy: torch.Tensor) -> None:
+    xy = xy.detach().cpu().numpy()
+    pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}).to_csv(path, index=False)
+
+
 def write_reference_dir(
-    graph: SpotGraph, path: str | Path, feature_names: list[str] | None = None
+    graph: SpotGraph,
+    path: str | Path,
+    feature_names: list[str] | None = None,
+    overwrite: bool = False,
 ) -> None:
-    """Write a graph sample in the original's format; all files appear together or none."""
-    n_spots = graph.num_spots
-    counts = torch.bincount(graph.sub_to_spot, minlength=n_spots)
-    k = int(counts[0])
-    if not (counts == k).all() or not torch.equal(graph.sub_to_spot, fixed_layout(n_spots, k)):
-        raise SoScopeInputError(
-            path, "the original format needs K subspots per spot in spot order; this layout varies"
-        )
+    """Write a graph sample in the original's format; all files appear together or none do.
+
+    Self-loops are dropped (reading adds them back with weight 1). Feature names default to
+    `graph.feature_names` when it has them. An existing `path` is replaced only if `overwrite`.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise SoScopeInputError(path, "already exists; pass overwrite=True to replace it")
+    _check_fixed_layout(graph, path)
+    names = feature_names if feature_names is not None else getattr(graph, "feature_names", None)
+    if names is not None:
+        _check_names(list(names), graph.x.size(1), path)
     with atomic_dir(path) as tmp:
-        np.save(tmp / "label.npy", graph.x.numpy())
-        np.save(tmp / "support_feature.npy", graph.sub_feat.numpy())
-        np.save(tmp / "adj.npy", _edges_without_loops(graph.edge_index, graph.edge_weight))
-        np.save(
-            tmp / "sub_adj.npy", _edges_without_loops(graph.sub_edge_index, graph.sub_edge_weight)
-        )
-        if feature_names is not None:
-            (tmp / "feature_names.txt").write_text("\n".join(feature_names) + "\n")
-        for name, pos in (("positions.csv", "pos"), ("sub_positions.csv", "sub_pos")):
-            if getattr(graph, pos, None) is not None:
-                xy = getattr(graph, pos).numpy()
-                pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}).to_csv(tmp / name, index=False)
+        np.save(tmp / LABEL, graph.x.detach().cpu().numpy())
+        np.save(tmp / FEATURES, graph.sub_feat.detach().cpu().numpy())
+        np.save(tmp / ADJ, _edge_rows(graph.edge_index, graph.edge_weight))
+        np.save(tmp / SUB_ADJ, _edge_rows(graph.sub_edge_index, graph.sub_edge_weight))
+        if names is not None:
+            (tmp / FEATURE_NAMES).write_text("\n".join(names) + "\n", encoding="utf-8")
+        if getattr(graph, "pos", None) is not None:
+            _save_positions(tmp / POSITIONS, graph.pos)
+        if getattr(graph, "sub_pos", None) is not None:
+            _save_positions(tmp / SUB_POSITIONS, graph.sub_pos)

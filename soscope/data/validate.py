@@ -1,4 +1,9 @@
-"""Checks of input arrays: each failure is one `SoScopeInputError` naming the file and the problem."""
+"""Checks of input arrays: each failure is one `SoScopeInputError` naming the file and the problem.
+
+The helpers are small and composable: `load_npy` reads a file, the `check_*` functions test one
+property each and say what was expected and what was found, `to_float32` and `check_edges`
+also return the array in the form the model uses.
+"""
 
 from __future__ import annotations
 
@@ -9,61 +14,93 @@ import numpy as np
 
 from soscope.errors import SoScopeInputError
 
-COUNT_TOLERANCE = 1e-3
+COUNT_ATOL = 1e-3
+COUNT_RTOL = 1e-6
+"""Spot totals within `COUNT_ATOL + COUNT_RTOL·|total|` of an integer count as integers: the
+labels are per-subspot means stored as float32, so total = label·K carries rounding error."""
+
+NPY_MAGIC = b"\x93NUMPY"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def load_npy(path: str | Path) -> np.ndarray:
-    """Load a numeric `.npy` file; missing, truncated, pickled or non-numeric files are refused."""
+    """Read a numeric `.npy` file (bool, integer or real) in native byte order.
+
+    Missing, truncated or corrupt files, pickled objects and non-numeric dtypes are refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise SoScopeInputError(path, "file not found")
     try:
-        array = np.load(path, allow_pickle=False)
+        with open(path, "rb") as fh:
+            is_npy = fh.read(len(NPY_MAGIC)) == NPY_MAGIC
+        array = np.load(path, allow_pickle=False) if is_npy else None
     except ValueError as err:
-        problem = (
-            "holds Python objects (pickled), not numbers" if "pickle" in str(err) else str(err)
-        )
-        raise SoScopeInputError(path, f"cannot be read as a .npy array: {problem}") from None
+        if "allow_pickle" in str(err):
+            raise SoScopeInputError(path, "holds Python objects, not numbers") from None
+        raise SoScopeInputError(path, f"is truncated or corrupt: {err}") from None
     except (OSError, EOFError) as err:
-        raise SoScopeInputError(
-            path, f"cannot be read as a .npy array (truncated?): {err}"
-        ) from None
-    if not isinstance(array, np.ndarray) or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
-        raise SoScopeInputError(path, f"holds {array.dtype} values, not numbers")
-    return array
-
-
-def _describe(values: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(values[:limit])
-    return shown if len(values) <= limit else f"{shown} and {len(values) - limit} more"
+        raise SoScopeInputError(path, f"cannot be read (truncated or corrupt?): {err}") from None
+    if array is None:
+        raise SoScopeInputError(path, "is empty or not a .npy file (no NumPy header)")
+    if array.dtype.kind not in "biuf":
+        raise SoScopeInputError(path, f"holds {array.dtype} values, not real numbers")
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def check_matrix(array: np.ndarray, source: str | Path, ncols: int | None = None) -> np.ndarray:
-    """A non-empty 2-D array (with `ncols` columns when given) of finite values."""
+    """A 2-D array with at least one row and column (exactly `ncols` columns when given)."""
     if array.ndim != 2:
         raise SoScopeInputError(source, f"expected a 2-D array, found shape {array.shape}")
-    if array.shape[0] == 0:
-        raise SoScopeInputError(source, "has no rows")
-    if ncols is not None and array.shape[1] != ncols:
-        raise SoScopeInputError(source, f"expected {ncols} columns, found {array.shape[1]}")
-    check_finite(array, source)
+    rows, cols = array.shape
+    if rows == 0 or cols == 0:
+        raise SoScopeInputError(source, f"is empty (shape {array.shape})")
+    if ncols is not None and cols != ncols:
+        raise SoScopeInputError(source, f"expected {ncols} columns, found {cols}")
     return array
 
 
-def check_finite(array: np.ndarray, source: str | Path) -> None:
-    """No NaN or infinite values; the message says how many and where the first one is."""
+def _position(index: np.ndarray) -> str:
+    if len(index) == 1:
+        return f"row {index[0]}"
+    if len(index) == 2:
+        return f"row {index[0]}, column {index[1]}"
+    return f"index {tuple(int(i) for i in index)}"
+
+
+def check_finite(array: np.ndarray, source: str | Path) -> np.ndarray:
+    """No NaN or infinite values; the message counts each kind and gives the first position."""
     bad = ~np.isfinite(array)
     if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        n_nan = int(np.isnan(array).sum())
         raise SoScopeInputError(
-            source, f"has {int(bad.sum())} NaN or infinite values (first at row, column {first})"
+            source,
+            f"has {n_nan} NaN and {int(bad.sum()) - n_nan} infinite values "
+            f"(the first at {_position(np.argwhere(bad)[0])})",
         )
+    return array
 
 
-def check_edges(array: np.ndarray, n_nodes: int, source: str | Path) -> np.ndarray:
-    """E×3 rows `i, j, w`: integer node indices in [0, n_nodes) and finite weights ≥ 0."""
+def to_float32(array: np.ndarray, source: str | Path) -> np.ndarray:
+    """The array as float32, the precision the model uses; refuses NaN, inf and overflow."""
+    check_finite(array, source)
+    too_large = np.abs(array.astype(np.float64)) > FLOAT32_MAX
+    if too_large.any():
+        raise SoScopeInputError(
+            source,
+            f"has {int(too_large.sum())} values beyond the float32 range ±{FLOAT32_MAX:.3g} "
+            f"(the first at {_position(np.argwhere(too_large)[0])})",
+        )
+    return array.astype(np.float32)
+
+
+def check_edges(
+    array: np.ndarray, n_nodes: int, source: str | Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate E×3 edge rows `i, j, w`; returns (edge_index int64 2×E, edge_weight float32 E).
+
+    Indices must be integers in [0, n_nodes), weights finite and non-negative, E at least 1.
+    """
     if array.ndim != 2 or array.shape[1] != 3:
         raise SoScopeInputError(
             source, f"expected E × 3 rows (i, j, weight), found shape {array.shape}"
@@ -71,45 +108,68 @@ def check_edges(array: np.ndarray, n_nodes: int, source: str | Path) -> np.ndarr
     if array.shape[0] == 0:
         raise SoScopeInputError(source, "is an empty graph (no edges)")
     check_finite(array, source)
-    index = array[:, :2]
-    if (index != np.round(index)).any():
-        raise SoScopeInputError(source, "node indices (first two columns) must be integers")
-    out = (index < 0) | (index >= n_nodes)
-    if out.any():
-        row = int(np.argwhere(out)[0][0])
+    index = array[:, :2].astype(np.float64)
+    fractional = index != np.round(index)
+    if fractional.any():
+        row = int(np.argwhere(fractional)[0][0])
         raise SoScopeInputError(
             source,
-            f"{int(out.any(1).sum())} edges point outside the {n_nodes} nodes "
-            f"(first: row {row}, {index[row].astype(np.int64).tolist()})",
+            f"node indices (columns 0, 1) must be integers, found {index[row].tolist()} "
+            f"in row {row}",
         )
-    if (array[:, 2] < 0).any():
-        raise SoScopeInputError(source, "edge weights (third column) must not be negative")
-    return array
+    outside = ((index < 0) | (index >= n_nodes)).any(axis=1)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise SoScopeInputError(
+            source,
+            f"{int(outside.sum())} edges point outside the {n_nodes} nodes [0, {n_nodes}) "
+            f"(the first: row {row}, {index[row].astype(np.int64).tolist()})",
+        )
+    weight = to_float32(array[:, 2], source)
+    if (weight < 0).any():
+        row = int(np.flatnonzero(weight < 0)[0])
+        raise SoScopeInputError(
+            source, f"edge weights (column 2) must be ≥ 0, found {weight[row]} in row {row}"
+        )
+    return index.T.astype(np.int64), weight
+
+
+def _list_some(labels: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(labels[:limit])
+    return shown if len(labels) <= limit else f"{shown} and {len(labels) - limit} more"
 
 
 def check_counts(
     totals: np.ndarray, source: str | Path, feature_names: Sequence[str] | None = None
 ) -> None:
-    """Spot totals of a count likelihood must be non-negative integers; names the bad features."""
-    names = list(feature_names) if feature_names is not None else None
-    for problem, bad in (
-        ("negative", (totals < 0).any(0)),
-        ("non-integer", (np.abs(totals - np.round(totals)) > COUNT_TOLERANCE).any(0)),
-    ):
-        if bad.any():
-            columns = np.flatnonzero(bad)
-            labels = [names[c] if names else f"column {c}" for c in columns]
+    """Spot totals (N×G) of a count likelihood must be non-negative integers.
+
+    The message names the offending features: by `feature_names` when given, else by column.
+    """
+    totals = np.asarray(totals, dtype=np.float64)
+    off_integer = ~np.isclose(totals, np.round(totals), rtol=COUNT_RTOL, atol=COUNT_ATOL)
+    for problem, bad in (("negative", totals < 0), ("non-integer", off_integer)):
+        columns = np.flatnonzero(bad.any(axis=0))
+        if len(columns):
+            labels = [
+                feature_names[c] if feature_names is not None else f"column {c}" for c in columns
+            ]
             raise SoScopeInputError(
                 source,
-                f"{problem} counts for a count likelihood in {len(columns)} features: "
-                f"{_describe(labels)} (use likelihood=gaussian for non-count data)",
+                f"{problem} counts in {len(columns)} features: {_list_some(labels)}; a count "
+                "likelihood needs non-negative integer spot totals (use likelihood=gaussian "
+                "for non-count data)",
             )
 
 
-def check_subspot_rows(n_sub_rows: int, n_spots: int, source: str | Path) -> int:
+def check_subspot_rows(
+    n_sub_rows: int, n_spots: int, source: str | Path, spots_source: str | Path = "the labels"
+) -> int:
     """Subspot rows must be a positive multiple of the spots; returns K, subspots per spot."""
-    if n_sub_rows == 0 or n_sub_rows % n_spots:
+    if n_spots <= 0 or n_sub_rows <= 0 or n_sub_rows % n_spots:
         raise SoScopeInputError(
-            source, f"has {n_sub_rows} rows, not a positive multiple of the {n_spots} spots"
+            source,
+            f"has {n_sub_rows} rows, not a positive multiple of the {n_spots} spots "
+            f"in {spots_source}",
         )
     return n_sub_rows // n_spots
