@@ -22,7 +22,7 @@ from soscope.data.datamodule import SpotDataModule
 from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section, SpotGraph
 from soscope.errors import SoScopeInputError
-from soscope.io_utils import atomic_path
+from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.models.aggregation import spot_counts
 from soscope.training.callbacks import OriginalCheckpoints
 from soscope.training.soscope import SoScopeModule
@@ -305,6 +305,5 @@ def infer(
     enhanced = module.enhance(graph.to(device_name), non_negative=non_negative).cpu().numpy()
     result = Path(result_dir)
     result.mkdir(parents=True, exist_ok=True)
-    with atomic_path(result / "infer_subspot.npy") as tmp, open(tmp, "wb") as fh:
-        np.save(fh, enhanced)
+    atomic_save_npy(result / "infer_subspot.npy", enhanced)
     return enhanced

@@ -17,7 +17,7 @@ from soscope.data.datamodule import SpotDataModule
 from soscope.data.sample import Section
 from soscope.evaluate.baselines import replicate
 from soscope.evaluate.metrics import summarize
-from soscope.io_utils import atomic_path
+from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.plotting import plot_enhanced
 from soscope.training.base import LatentGraphModule
 from soscope.training.soscope import SoScopeModule
@@ -96,8 +96,7 @@ def write_outputs(
     out_dir: Path,
 ) -> None:
     """infer_subspot.npy, enhanced.h5ad, metrics.json and the figure, each written atomically."""
-    with atomic_path(out_dir / "infer_subspot.npy") as tmp, open(tmp, "wb") as fh:
-        np.save(fh, enhanced)
+    atomic_save_npy(out_dir / "infer_subspot.npy", enhanced)
     adata = enhanced_anndata(
         enhanced,
         section.graph,
