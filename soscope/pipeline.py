@@ -125,7 +125,7 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
 def print_lightning_once() -> None:
     """Under Hydra, Lightning's messages reach the console through Hydra's handlers: drop its own."""
     if logging.getLogger().handlers:
-        for name in ("lightning.pytorch", "lightning.fabric"):
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).handlers.clear()
 
 
