@@ -26,6 +26,57 @@ def test_atomic_path_leaves_old_file_and_no_temporary_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+def test_atomic_path_failure_without_existing_file_leaves_nothing(tmp_path):
+    target = tmp_path / "out.h5ad"
+    with pytest.raises(OSError, match="disk full"), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half written")
+        raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_failure_before_writing_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError), atomic_path(tmp_path / "out.txt"):
+        raise ValueError
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_replaces_existing_file_on_success(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_dir_renames_into_place_on_success(tmp_path):
+    target = tmp_path / "nested" / "data"
+    with atomic_dir(target) as tmp:
+        assert tmp.parent == target.parent and tmp.is_dir() and not target.exists()
+        (tmp / "a.npy").write_bytes(b"a")
+    assert [p.name for p in target.iterdir()] == ["a.npy"]
+    assert [p.name for p in target.parent.iterdir()] == ["data"]
+
+
+def test_atomic_dir_failure_without_existing_directory_leaves_nothing(tmp_path):
+    target = tmp_path / "data"
+    with pytest.raises(OSError), atomic_dir(target) as tmp:
+        (tmp / "a.npy").write_bytes(b"a")
+        (tmp / "sub").mkdir()
+        raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_replaces_existing_file(tmp_path):
+    target = tmp_path / "data"
+    target.write_text("a file in the way")
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert target.is_dir() and [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
 def test_atomic_dir_replaces_existing_directory(tmp_path):
     target = tmp_path / "data"
     target.mkdir()
@@ -33,6 +84,7 @@ def test_atomic_dir_replaces_existing_directory(tmp_path):
     with atomic_dir(target) as tmp:
         assert tmp.is_dir() and not any(tmp.iterdir())
         (tmp / "new.txt").write_text("new")
+        assert [p.name for p in target.iterdir()] == ["stale.txt"]
     assert [p.name for p in target.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["data"]
 

@@ -7,8 +7,11 @@ also return the array in the form the model uses.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -23,6 +26,23 @@ NPY_MAGIC = b"\x93NUMPY"
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def _missing_data_bytes(fh: BinaryIO) -> int:
+    """Bytes of array data that a `.npy` header promises beyond the end of the file.
+
+    Checked before loading, so a corrupt header claiming a huge shape is reported as such
+    instead of NumPy trying to allocate that much memory.
+    """
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    if dtype.hasobject:
+        return 0  # pickled objects have no fixed size; np.load refuses them
+    available = os.fstat(fh.fileno()).st_size - fh.tell()
+    return max(math.prod(shape) * dtype.itemsize - available, 0)
+
+
 def load_npy(path: str | Path) -> np.ndarray:
     """Read a numeric `.npy` file (bool, integer or real) in native byte order.
 
@@ -34,13 +54,20 @@ def load_npy(path: str | Path) -> np.ndarray:
     try:
         with open(path, "rb") as fh:
             is_npy = fh.read(len(NPY_MAGIC)) == NPY_MAGIC
-        array = np.load(path, allow_pickle=False) if is_npy else None
+            fh.seek(0)
+            missing = _missing_data_bytes(fh) if is_npy else 0
+        array = np.load(path, allow_pickle=False) if is_npy and not missing else None
     except ValueError as err:
         if "allow_pickle" in str(err):
             raise SoScopeInputError(path, "holds Python objects, not numbers") from None
         raise SoScopeInputError(path, f"is truncated or corrupt: {err}") from None
     except (OSError, EOFError) as err:
         raise SoScopeInputError(path, f"cannot be read (truncated or corrupt?): {err}") from None
+    if missing:
+        raise SoScopeInputError(
+            path,
+            f"is truncated or corrupt: it lacks {missing} bytes of the data its header promises",
+        )
     if array is None:
         raise SoScopeInputError(path, "is empty or not a .npy file (no NumPy header)")
     if array.dtype.kind not in "biuf":

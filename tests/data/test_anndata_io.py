@@ -72,6 +72,25 @@ def test_defaults_and_no_positions():
     assert "spatial" not in adata.obsm and adata.uns["soscope"] == {}
 
 
+@pytest.mark.parametrize(
+    "sub_to_spot, subspot",
+    [
+        ([0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 1]),
+        ([0, 0, 1, 2, 2, 2], [0, 1, 0, 0, 1, 2]),
+        ([2, 1, 2, 0, 0, 2], [0, 0, 1, 0, 1, 2]),
+    ],
+    ids=["fixed", "variable", "unsorted"],
+)
+def test_obs_spot_and_subspot_for_any_layout(sub_to_spot, subspot):
+    graph = tiny_graph(sub_to_spot)
+    adata = enhanced_anndata(np.zeros((6, 3)), graph)
+    assert list(adata.obs["spot"]) == [f"spot_{i}" for i in sub_to_spot]
+    assert list(adata.obs["spot"].cat.categories) == ["spot_0", "spot_1", "spot_2"]
+    assert list(adata.obs["subspot"]) == subspot
+    assert adata.obs_names.is_unique
+    np.testing.assert_array_equal(adata.obsm["spatial"], graph.sub_pos.numpy())
+
+
 def test_variable_subspots_per_spot_in_any_order():
     sub_to_spot = np.array([2, 0, 0, 1, 2, 0, 2, 2])
     np.testing.assert_array_equal(index_within_spot(sub_to_spot), [0, 0, 1, 0, 1, 2, 2, 3])
@@ -114,5 +133,22 @@ def test_h5ad_round_trip(tmp_path):
     assert list(back.obs["subspot"]) == [0, 0, 1, 0, 1, 2]
     np.testing.assert_array_equal(back.obsm["spatial"], adata.obsm["spatial"])
     assert back.layers["raw"].dtype == np.int32
-    assert back.uns["soscope"]["likelihood"]["name"] == "nb"
-    assert back.uns["soscope"]["ragged"]["1"].tolist() == [3]
+    assert list(back.var_names) == ["f0", "f1", "f2"]
+    uns = back.uns["soscope"]
+    assert uns["likelihood"]["name"] == "nb" and uns["likelihood"]["protein_dim"] == 0
+    assert uns["ckpt_path"] == "None" and list(uns["epochs"]) == [10, 20]
+    assert uns["callbacks"]["0"]["_target_"] == "a.B" and uns["callbacks"]["0"]["every"] == 5
+    assert uns["ragged"]["1"].tolist() == [3] and bool(uns["flag"]) is True
+
+
+def test_failed_h5ad_write_leaves_no_file(tmp_path, monkeypatch):
+    adata = enhanced_anndata(np.ones((4, 3)), tiny_graph([0, 0, 1, 1]))
+
+    def write_half(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"half an h5ad")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", write_half)
+    with pytest.raises(OSError, match="disk full"):
+        write_h5ad_atomic(adata, tmp_path / "enhanced.h5ad")
+    assert list(tmp_path.iterdir()) == []

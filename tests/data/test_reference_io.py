@@ -11,7 +11,8 @@ from soscope.data.reference_io import (
     read_reference_section,
     write_reference_dir,
 )
-from soscope.data.sample import make_spot_graph
+from soscope.data.sample import Section, make_spot_graph
+from soscope.datasets import make_synthetic_tissue
 from soscope.errors import SoScopeInputError
 
 N_SPOTS, K, N_FEATURES, FEAT_DIM = 3, 2, 4, 5
@@ -77,6 +78,7 @@ def test_read_optional_names_and_positions(original_dir):
     sub = pd.DataFrame({"x": np.arange(6.0), "y": np.arange(6.0) * 2})
     sub.to_csv(original_dir / "sub_positions.csv", index=False)
     section = read_reference_section(original_dir, likelihood="poisson")
+    assert isinstance(section, Section) and section.name == "dataset"
     assert section.feature_names == ["CD3E", "MS4A1", "EPCAM", "KRT19"]
     assert not hasattr(section.graph, "feature_names")
     assert section.graph.pos.tolist() == [[10, 1], [20, 2], [30, 3]]
@@ -103,12 +105,31 @@ def test_write_then_read_round_trips_exactly(original_dir, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "copy" / "adj.npy"), ADJ)
 
 
-def test_synthetic_tissue_round_trips(tiny_tissue, tmp_path):
-    graph = tiny_tissue.graph
-    write_reference_dir(graph, tmp_path / "syn", feature_names=tiny_tissue.feature_names)
-    again = read_reference_dir(tmp_path / "syn", likelihood="nb")
-    assert_graphs_equal(graph, again)
-    assert again.feature_names == list(tiny_tissue.feature_names)
+def edge_set(index, weight):
+    """The graph as a set of (i, j, w) rows: equal graphs compare equal in any edge order."""
+    return set(zip(index[0].tolist(), index[1].tolist(), weight.tolist(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def small_tissue():
+    return make_synthetic_tissue(n_rows=4, n_cols=4, seed=0)
+
+
+def test_small_synthetic_tissue_round_trips_as_edge_sets(small_tissue, tmp_path):
+    graph = small_tissue.graph
+    write_reference_dir(graph, tmp_path / "syn", feature_names=list(small_tissue.feature_names))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["syn"]
+    again = read_reference_dir(tmp_path / "syn", likelihood=small_tissue.likelihood)
+    for key in ["x", "sub_feat", "sub_to_spot", "pos", "sub_pos"]:
+        assert torch.equal(getattr(again, key), getattr(graph, key)), key
+    assert edge_set(again.edge_index, again.edge_weight) == edge_set(
+        graph.edge_index, graph.edge_weight
+    )
+    assert edge_set(again.sub_edge_index, again.sub_edge_weight) == edge_set(
+        graph.sub_edge_index, graph.sub_edge_weight
+    )
+    assert again.feature_names == list(small_tissue.feature_names)
+    assert again.num_subspots // again.num_spots == graph.num_subspots // graph.num_spots
 
 
 def test_write_refuses_variable_subspots_per_spot(original_dir, tmp_path):
@@ -145,28 +166,32 @@ def test_write_refuses_bad_feature_names(original_dir, tmp_path):
         write_reference_dir(graph, tmp_path / "b", feature_names=["a", "b\nc", "d", "e"])
 
 
-@pytest.fixture
-def failing_third_save(monkeypatch):
+@pytest.fixture(params=[1, 2, 4], ids=lambda n: f"save{n}")
+def failing_save(request, monkeypatch):
+    """`np.save` as the module uses it fails on call number `request.param`."""
     real_save = np.save
     calls = []
 
     def save(*args, **kwargs):
         calls.append(args[0])
-        if len(calls) == 3:
+        if len(calls) == request.param:
             raise OSError("disk full")
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(reference_io.np, "save", save)
+    return calls
 
 
-def test_failed_write_leaves_nothing_behind(original_dir, tmp_path, failing_third_save):
+def test_failed_write_leaves_nothing_behind(original_dir, tmp_path, failing_save):
     graph = read_reference_dir(original_dir)
+    graph.pos = torch.zeros(N_SPOTS, 2)
     with pytest.raises(OSError, match="disk full"):
-        write_reference_dir(graph, tmp_path / "out")
+        write_reference_dir(graph, tmp_path / "out", feature_names=["a", "b", "c", "d"])
+    assert len(failing_save) >= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
 
 
-def test_failed_overwrite_keeps_the_old_directory(original_dir, failing_third_save):
+def test_failed_overwrite_keeps_the_old_directory(original_dir, failing_save):
     graph = read_reference_dir(original_dir)
     before = {p.name: p.read_bytes() for p in original_dir.iterdir()}
     with pytest.raises(OSError, match="disk full"):
@@ -272,8 +297,48 @@ def test_bad_file_raises_one_clear_error(original_dir, case):
 
 
 def test_missing_directory(tmp_path):
-    with pytest.raises(SoScopeInputError, match="directory not found"):
+    with pytest.raises(SoScopeInputError, match="directory not found") as caught:
         read_reference_dir(tmp_path / "nowhere")
+    assert "nowhere" in str(caught.value)
+
+
+def test_a_file_is_not_a_dataset_directory(original_dir):
+    with pytest.raises(SoScopeInputError, match="directory not found") as caught:
+        read_reference_dir(original_dir / "label.npy")
+    assert "label.npy" in str(caught.value)
+
+
+def test_sub_positions_with_the_wrong_rows(original_dir):
+    pd.DataFrame({"x": np.arange(3.0), "y": np.arange(3.0)}).to_csv(
+        original_dir / "sub_positions.csv", index=False
+    )
+    with pytest.raises(SoScopeInputError, match="3 rows, expected 6") as caught:
+        read_reference_dir(original_dir)
+    assert "sub_positions.csv" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "likelihood, checked",
+    [
+        ("nb", True),
+        ("poisson", True),
+        ("joint_pnb", True),
+        ("gaussian", False),
+        (None, False),
+    ],
+)
+@pytest.mark.parametrize("bad_total", [-2.0, 0.5])
+def test_count_check_depends_on_the_likelihood(tmp_path, likelihood, checked, bad_total):
+    counts = COUNTS.copy()
+    counts[2, 3] = bad_total
+    root = write_original_dir(tmp_path / "d", **{"label.npy": counts / K})
+    if not checked:
+        graph = read_reference_dir(root, likelihood=likelihood)
+        assert graph.x[2, 3].item() == pytest.approx(bad_total / K)
+        return
+    with pytest.raises(SoScopeInputError, match="counts in 1 features: f3;") as caught:
+        read_reference_dir(root, likelihood=likelihood)
+    assert "label.npy" in str(caught.value)
 
 
 def test_negative_and_fractional_counts_name_the_features(tmp_path):
@@ -303,10 +368,18 @@ def test_many_bad_features_are_summarised(tmp_path):
 def test_joint_gaussian_checks_only_the_count_block(tmp_path):
     counts = COUNTS.copy()
     counts[:, 0] = -0.37
+    counts[:, 1] = 0.25
     root = write_original_dir(tmp_path / "d", **{"label.npy": counts / K})
-    assert read_reference_dir(root, likelihood="joint_gaussian", protein_dim=1) is not None
-    with pytest.raises(SoScopeInputError, match="f0"):
+    graph = read_reference_dir(root, likelihood="joint_gaussian", protein_dim=2)
+    assert graph.x.shape == (N_SPOTS, N_FEATURES)
+    with pytest.raises(SoScopeInputError, match=r"non-integer counts in 1 features: f1;"):
+        read_reference_dir(root, likelihood="joint_gaussian", protein_dim=1)
+    with pytest.raises(SoScopeInputError, match=r"negative counts in 1 features: f0;"):
         read_reference_dir(root, likelihood="joint_gaussian", protein_dim=0)
+    counts[0, 3] = -1
+    root = write_original_dir(tmp_path / "e", **{"label.npy": counts / K})
+    with pytest.raises(SoScopeInputError, match=r"negative counts in 1 features: f3;"):
+        read_reference_dir(root, likelihood="joint_gaussian", protein_dim=2)
 
 
 def test_float32_count_rounding_is_tolerated(tmp_path):
