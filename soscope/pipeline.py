@@ -9,21 +9,27 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from soscope.data.anndata_io import enhanced_anndata, write_h5ad_atomic
 from soscope.data.datamodule import SpotDataModule
 from soscope.data.sample import Section
+from soscope.errors import SoScopeInputError
 from soscope.evaluate.baselines import replicate
 from soscope.evaluate.metrics import summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
-from soscope.plotting import plot_enhanced
+from soscope.plotting import plot_enhanced, plot_reconstruction
 from soscope.training.base import LatentGraphModule
+from soscope.training.callbacks import StepSeed
+from soscope.training.loggers import finish, flatten, log_figure, log_summary
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 
 log = logging.getLogger(__name__)
+STAGE_FIGURES = {"vgae": "vgae.png", "soscope": "enhanced.png"}
 
 
 def data_dims(section: Section) -> dict[str, int]:
@@ -32,47 +38,99 @@ def data_dims(section: Section) -> dict[str, int]:
     return {"n_features": int(graph.x.size(1)), "feat_dim": int(graph.sub_feat.size(1))}
 
 
+def checkpoint_stage(path: str | Path) -> str:
+    """Which stage ("vgae" or "soscope") a Lightning checkpoint of this package belongs to."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if "soscope_stage" not in checkpoint:
+        raise SoScopeInputError(path, "not a checkpoint written by a soscope run")
+    return checkpoint["soscope_stage"]
+
+
+def resume_point(cfg: DictConfig, out_dir: Path, stage: str) -> Path | None:
+    """The checkpoint `stage` continues from: `ckpt_path` if it is that stage's, or, with
+    `resume=true`, the run folder's last checkpoint of that stage."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        return path if checkpoint_stage(path) == stage else None
+    last = out_dir / "checkpoints" / stage / "last.ckpt"
+    return last if cfg.get("resume") and last.is_file() else None
+
+
+def stage_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[L.Callback]:
+    """The `callbacks` group, checkpoints in `ckpt_dir`, and per-step seeding."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint):
+            callback.dirpath = str(ckpt_dir)
+    return [*callbacks, StepSeed(cfg.seed)]
+
+
 def fit_stage(
     module: LatentGraphModule,
     datamodule: SpotDataModule,
     cfg: DictConfig,
-    epochs: int,
     out_dir: Path,
+    ckpt_path: Path | None = None,
 ) -> L.Trainer:
-    """Train one stage for `epochs` full passes and save its final checkpoint."""
+    """Train one stage (resuming from `ckpt_path` if given), then save, score and picture it."""
     stage = module.stage_name
     ckpt_dir = out_dir / "checkpoints"
-    callbacks = [
-        L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=ckpt_dir / stage, every_n_epochs=cfg.checkpoint_every, save_last=True
-        )
-    ]
-    logger = instantiate(cfg.logger)(name=stage) if cfg.get("logger") else False
+    logger = instantiate(cfg.logger)(name=stage) if cfg.get("logger") else None
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        max_epochs=epochs,
+        max_epochs=cfg.epochs[stage],
         default_root_dir=str(out_dir),
-        callbacks=callbacks,
-        logger=logger,
+        callbacks=stage_callbacks(cfg, ckpt_dir / stage),
+        logger=logger or False,
     )
-    trainer.fit(module, datamodule=datamodule)
-    with atomic_path(ckpt_dir / f"{stage}.ckpt") as tmp:
-        trainer.save_checkpoint(tmp)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if datamodule.val_fraction > 0:
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    if trainer.is_global_zero:
+        with atomic_path(ckpt_dir / f"{stage}.ckpt") as tmp:
+            trainer.save_checkpoint(tmp)
+        figure = out_dir / STAGE_FIGURES[stage]
+        stage_figure(cfg, module, datamodule, figure)
+        log_figure(logger, f"{stage}/maps", figure, trainer.global_step)
+    finish(logger)
     return trainer
 
 
+def enhance(cfg: DictConfig, model: SoScopeModule, section: Section) -> np.ndarray:
+    """The enhanced profiles of the section, with the run's output options."""
+    return model.cpu().enhance(section.graph, cfg.non_negative, cfg.consistency).numpy()
+
+
+def stage_figure(
+    cfg: DictConfig, module: LatentGraphModule, datamodule: SpotDataModule, path: Path
+) -> None:
+    """Stage 1: spot input | reconstruction; stage 2: spot input | truth | enhanced."""
+    section = datamodule.section
+    with atomic_path(path) as tmp:
+        if isinstance(module, SoScopeModule):
+            plot_enhanced(section, enhance(cfg, module, section), tmp, cfg.plot_features)
+        else:
+            reconstructed = module.cpu().predict_spots(section.graph).numpy()
+            plot_reconstruction(section, reconstructed, tmp, cfg.plot_features)
+
+
 def train_both_stages(
-    cfg: DictConfig, section: Section, out_dir: Path
-) -> tuple[VGAEModule, SoScopeModule]:
-    """Stage 1 (VGAE) then stage 2 (soScope) starting from the stage-1 encoder."""
-    datamodule = SpotDataModule(section)
-    dims = data_dims(section)
-    vgae: VGAEModule = instantiate(cfg.model.vgae, **dims)
-    fit_stage(vgae, datamodule, cfg, cfg.epochs.vgae, out_dir)
+    cfg: DictConfig, datamodule: SpotDataModule, out_dir: Path
+) -> tuple[SoScopeModule, L.Trainer]:
+    """Stage 1 (VGAE), then stage 2 (soScope) from the stage-1 encoder; resumes either stage."""
+    dims = data_dims(datamodule.section)
     model: SoScopeModule = instantiate(cfg.model.soscope, **dims)
-    model.load_encoder(vgae.encoder)
-    fit_stage(model, datamodule, cfg, cfg.epochs.soscope, out_dir)
-    return vgae, model
+    soscope_from = resume_point(cfg, out_dir, "soscope")
+    if soscope_from is None:  # stage 2 starts fresh, so it needs a trained stage 1
+        vgae_done = out_dir / "checkpoints" / "vgae.ckpt"
+        if cfg.get("resume") and vgae_done.is_file():
+            vgae = VGAEModule.load_from_checkpoint(vgae_done, map_location="cpu")
+        else:
+            vgae = instantiate(cfg.model.vgae, **dims)
+            fit_stage(vgae, datamodule, cfg, out_dir, resume_point(cfg, out_dir, "vgae"))
+        model.load_encoder(vgae.encoder)
+    trainer = fit_stage(model, datamodule, cfg, out_dir, soscope_from)
+    return model, trainer
 
 
 def evaluate_against_truth(section: Section, enhanced: np.ndarray) -> dict[str, dict[str, float]]:
@@ -95,7 +153,7 @@ def write_outputs(
     metrics: dict[str, Any],
     out_dir: Path,
 ) -> None:
-    """infer_subspot.npy, enhanced.h5ad, metrics.json and the figure, each written atomically."""
+    """infer_subspot.npy, enhanced.h5ad and metrics.json, each written atomically."""
     atomic_save_npy(out_dir / "infer_subspot.npy", enhanced)
     adata = enhanced_anndata(
         enhanced,
@@ -107,19 +165,20 @@ def write_outputs(
     write_h5ad_atomic(adata, out_dir / "enhanced.h5ad")
     with atomic_path(out_dir / "metrics.json") as tmp:
         Path(tmp).write_text(json.dumps(metrics, indent=2))
-    with atomic_path(out_dir / "enhanced.png") as tmp:
-        plot_enhanced(section, enhanced, tmp, n_features=cfg.plot_features)
 
 
-def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
-    """A small table: one row per method, one column per metric."""
-    if not metrics:
-        return "no ground truth: nothing to evaluate"
-    columns = list(next(iter(metrics.values())))
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A small table: one row per method, one column per metric; then the objective."""
+    methods = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+    objective = metrics.get("objective")
+    tail = "" if objective is None else f"\nobjective (held-out spot Pearson r): {objective:.4f}"
+    if not methods:
+        return "no ground truth: nothing to evaluate" + tail
+    columns = list(next(iter(methods.values())))
     lines = ["method     " + "  ".join(f"{c:>28}" for c in columns)]
-    for method, values in metrics.items():
+    for method, values in methods.items():
         lines.append(f"{method:<10} " + "  ".join(f"{values[c]:>28.4f}" for c in columns))
-    return "\n".join(lines)
+    return "\n".join(lines) + tail
 
 
 def print_lightning_once() -> None:
@@ -130,18 +189,40 @@ def print_lightning_once() -> None:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Run the whole job described by `cfg`; returns the evaluation metrics."""
+    """Run the whole job described by `cfg`; returns the evaluation metrics and the objective.
+
+    The objective (for sweeps) is stage 2's held-out spot score when `validation.fraction` > 0,
+    else None.
+    """
     print_lightning_once()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    section: Section = instantiate(cfg.data)
-    _, model = train_both_stages(cfg, section, out_dir)
-    enhanced = model.enhance(
-        section.graph, non_negative=cfg.non_negative, consistency=cfg.consistency
-    ).numpy()
-    metrics = evaluate_against_truth(section, enhanced)
+    datamodule = SpotDataModule(
+        lambda: instantiate(cfg.data), val_fraction=cfg.validation.fraction, seed=cfg.seed
+    )
+    model, trainer = train_both_stages(cfg, datamodule, out_dir)
+    if not trainer.is_global_zero:
+        return {}
+    section = datamodule.section
+    enhanced = enhance(cfg, model, section)
+    metrics: dict[str, Any] = evaluate_against_truth(section, enhanced)
+    score = trainer.callback_metrics.get("soscope/val_heldout_pearson")
+    metrics["objective"] = float(score) if score is not None else None
     write_outputs(cfg, section, enhanced, metrics, out_dir)
+    report(cfg, metrics)
     print(format_metrics(metrics))
     log.info("outputs written to %s", out_dir)
     return metrics
+
+
+def report(cfg: DictConfig, metrics: dict[str, Any]) -> None:
+    """The evaluation numbers and the objective into the experiment logger, in their own run."""
+    if not cfg.get("logger"):
+        return
+    logger = instantiate(cfg.logger)(name="evaluation")
+    values = flatten({k: v for k, v in metrics.items() if isinstance(v, dict)}, "eval")
+    values["objective"] = metrics["objective"]
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    log_summary(logger, values, step=0)
+    finish(logger)

@@ -59,24 +59,47 @@ def _frame(ax, pos: np.ndarray, margin: float) -> None:
 def plot_enhanced(
     section: Section, enhanced: np.ndarray, path: str | Path, n_features: int = 3
 ) -> None:
-    """Write a grid of maps: one row per feature, columns spot input | truth | enhanced.
+    """Spot input | ground truth (when known) | enhanced maps of the most variable features."""
+    panels = [("spot input", "spot", section.graph.x.numpy())]
+    if section.truth is not None:
+        panels.append(("ground truth", "subspot", section.truth))
+    panels.append(("soscope enhanced", "subspot", enhanced))
+    plot_maps(section, panels, path, n_features)
 
-    Spot values are shown per subspot (x, the per-subspot mean) so all panels share a scale;
+
+def plot_reconstruction(
+    section: Section, reconstructed: np.ndarray, path: str | Path, n_features: int = 3
+) -> None:
+    """Stage 1's picture: spot input | the VGAE's reconstruction of the spots."""
+    panels = [
+        ("spot input", "spot", section.graph.x.numpy()),
+        ("reconstruction", "spot", reconstructed),
+    ]
+    plot_maps(section, panels, path, n_features)
+
+
+def plot_maps(
+    section: Section,
+    panels: list[tuple[str, str, np.ndarray]],
+    path: str | Path,
+    n_features: int = 3,
+) -> None:
+    """A grid of maps: one row per feature, one column per (title, "spot"|"subspot", values).
+
+    Spot values are per-subspot means (x), so spot and subspot panels share a colour scale;
     with an image, the first row starts with the H&E crop under the section.
     """
     graph = section.graph
     if getattr(graph, "pos", None) is None or getattr(graph, "sub_pos", None) is None:
         raise ValueError("plotting needs spot and subspot positions (graph.pos, graph.sub_pos)")
-    x = graph.x.numpy()
     pos, sub_pos = graph.pos.numpy(), graph.sub_pos.numpy()
-    panels = [("spot input", pos, x)]
-    if section.truth is not None:
-        panels.append(("ground truth", sub_pos, section.truth))
-    panels.append(("soscope enhanced", sub_pos, enhanced))
-    features = most_variable(x, min(n_features, x.shape[1]))
     # Subspots tile their spot: a spot covers about as much as its subspots together.
     sub_size = spacing(sub_pos)
-    sizes = {id(pos): sub_size * np.sqrt(len(sub_pos) / len(pos)), id(sub_pos): sub_size}
+    where = {
+        "spot": (pos, sub_size * np.sqrt(len(sub_pos) / len(pos))),
+        "subspot": (sub_pos, sub_size),
+    }
+    features = most_variable(graph.x.numpy(), min(n_features, graph.x.size(1)))
     first = 1 if section.image is not None else 0
     ncols = len(panels) + first
     fig, axes = plt.subplots(
@@ -85,14 +108,15 @@ def plot_enhanced(
     if first:
         axes[0, 0].imshow(section.image)
         axes[0, 0].set_title("H&E image", fontsize=9)
-        _frame(axes[0, 0], pos, sizes[id(pos)])
+        _frame(axes[0, 0], pos, where["spot"][1])
         for ax in axes[1:, 0]:
             ax.set_axis_off()
     for row, feature in enumerate(features):
         vmin = min(float(v[:, feature].min()) for _, _, v in panels)
         vmax = max(float(v[:, feature].max()) for _, _, v in panels)
-        for col, (title, where, values) in enumerate(panels, start=first):
-            art = _map(axes[row, col], where, values[:, feature], sizes[id(where)], vmin, vmax)
+        for col, (title, level, values) in enumerate(panels, start=first):
+            at, size = where[level]
+            art = _map(axes[row, col], at, values[:, feature], size, vmin, vmax)
             axes[row, col].set_title(f"{section.feature_names[feature]} — {title}", fontsize=9)
         fig.colorbar(art, ax=list(axes[row, first:]), fraction=0.025, pad=0.02)
     fig.savefig(path, dpi=110, format="png")

@@ -31,8 +31,9 @@ def config(tmp_path, *overrides):
 
 def test_the_job_writes_every_output(tmp_path):
     metrics = run(config(tmp_path, "epochs.vgae=3", "epochs.soscope=3"))
-    assert set(metrics) == {"soscope", "replicate"}
-    for name in ("infer_subspot.npy", "enhanced.h5ad", "enhanced.png", "metrics.json"):
+    assert set(metrics) == {"soscope", "replicate", "objective"}
+    assert metrics["objective"] is None
+    for name in ("infer_subspot.npy", "enhanced.h5ad", "enhanced.png", "vgae.png", "metrics.json"):
         assert (tmp_path / name).is_file()
     assert (tmp_path / "checkpoints" / "vgae.ckpt").is_file()
     assert (tmp_path / "checkpoints" / "soscope.ckpt").is_file()
@@ -66,16 +67,10 @@ def test_every_likelihood_and_platform_runs(tmp_path, overrides):
 
 
 def test_training_beats_replicate_on_a_small_tissue(tmp_path):
-    metrics = run(
-        config(
-            tmp_path,
-            "data.n_rows=10",
-            "data.n_cols=10",
-            "epochs.vgae=150",
-            "epochs.soscope=300",
-            "logger=none",
-        )
-    )
+    # 144 spots; over seeds 0-2 this setting leads replicate by 0.018-0.048 (deterministic per seed).
+    overrides = ["data.n_rows=12", "data.n_cols=12", "model.z_dim=128", "model.hidden=128"]
+    epochs = ["epochs.vgae=200", "epochs.soscope=400", "logger=none", "callbacks=none"]
+    metrics = run(config(tmp_path, *overrides, *epochs))
     ours, baseline = metrics["soscope"], metrics["replicate"]
     assert ours["median_pearson"] > baseline["median_pearson"] + 0.01
     assert ours["median_within_spot_pearson"] > 0.2

@@ -180,6 +180,14 @@ class Likelihood:
             parts.append(torch.round(xb * k) if block.is_count else xb)
         return torch.cat(parts, dim=-1)
 
+    def per_subspot(self, spot_values: Tensor, k: Tensor) -> Tensor:
+        """Spot-scale values back to the per-subspot mean of the data contract (inverse scoring)."""
+        parts = [
+            vb / k if block.is_count else vb
+            for block, vb in zip(self.blocks, self.split(spot_values), strict=True)
+        ]
+        return torch.cat(parts, dim=-1)
+
     def split(self, values: Tensor) -> tuple[Tensor, ...]:
         """Split the feature axis into the blocks."""
         return values.split(self.sizes, dim=-1)

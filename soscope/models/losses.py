@@ -124,12 +124,17 @@ def kl_at_sample(q: Distribution, p: Distribution, z: Tensor) -> Tensor:
 
 
 def node_loss_mse(
-    likelihood: Likelihood, sub_mean: Tensor, x: Tensor, k: Tensor, sub_to_spot: Tensor
+    likelihood: Likelihood,
+    sub_mean: Tensor,
+    x: Tensor,
+    k: Tensor,
+    sub_to_spot: Tensor,
+    mask: Tensor | None = None,
 ) -> Tensor:
     """The original's node loss: spot aggregates of subspot means against the spot, MSE / scale.
 
     Count blocks compare subspot sums with the spot total x·K; Gaussian blocks compare
-    subspot means with x.
+    subspot means with x. Only the spots in `mask` (all by default) count.
     """
     n = x.size(0)
     loss = x.new_zeros(())
@@ -139,13 +144,25 @@ def node_loss_mse(
             pred, target = aggregate(sub_b, sub_to_spot, n), x_b * k
         else:
             pred, target = aggregate_mean(sub_b, sub_to_spot, n), x_b
+        if mask is not None:
+            pred, target = pred[mask], target[mask]
         loss = loss + F.mse_loss(pred, target) / block.scale
     return loss
 
 
 def node_loss_likelihood(
-    likelihood: Likelihood, sub_dist: Distribution, x: Tensor, k: Tensor, sub_to_spot: Tensor
+    likelihood: Likelihood,
+    sub_dist: Distribution,
+    x: Tensor,
+    k: Tensor,
+    sub_to_spot: Tensor,
+    mask: Tensor | None = None,
 ) -> Tensor:
     """Negative log-likelihood of each observed spot under the aggregate of its subspots."""
     spot_dist = likelihood.aggregate(sub_dist, sub_to_spot, x.size(0))
-    return -spot_dist.log_prob(likelihood.spot_target(x, k)).mean()
+    return masked_mean(-spot_dist.log_prob(likelihood.spot_target(x, k)), mask)
+
+
+def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over the rows in `mask`, or over all rows."""
+    return values.mean() if mask is None else values[mask].mean()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Normal
 
 from soscope.data.sample import SpotGraph
+from soscope.evaluate.metrics import pearson_per_feature
 from soscope.models.aggregation import spot_counts
 from soscope.models.encoder import GraphEncoder
 from soscope.models.likelihoods import Likelihood, make_likelihood
@@ -63,13 +65,37 @@ class LatentGraphModule(L.LightningModule):
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
+    def predict_spots(self, batch: SpotGraph) -> Tensor:
+        """Each spot's predicted profile (per-subspot mean, like `x`) at Z = μ."""
+        raise NotImplementedError
+
+    @staticmethod
+    def train_mask(batch: SpotGraph) -> Tensor | None:
+        """Spots whose profiles training may score (all but the held-out ones)."""
+        val_mask = getattr(batch, "val_mask", None)
+        return None if val_mask is None else ~val_mask
+
+    def validation_step(self, batch: SpotGraph, batch_idx: int) -> None:
+        """Score the held-out spots: median over features of Pearson r, predicted vs. observed."""
+        mask = batch.val_mask
+        predicted = self.predict_spots(batch)[mask].double().cpu().numpy()
+        observed = batch.x_true[mask].double().cpu().numpy()
+        r = pearson_per_feature(predicted, observed)
+        score = float(np.nanmedian(r)) if np.isfinite(r).any() else 0.0
+        self.log(f"{self.stage_name}/val_heldout_pearson", score, batch_size=int(mask.sum()))
+
     def training_step(self, batch: SpotGraph, batch_idx: int) -> Tensor:
         loss, terms = self.stage_loss(batch)
         size = batch.num_nodes
         for name, value in terms.items():
             self.log(f"{self.stage_name}/{name}", value, batch_size=size)
         self.log(f"{self.stage_name}/loss", loss, batch_size=size, prog_bar=True)
+        self.log(f"{self.stage_name}/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lets `ckpt_path=…` find which stage a checkpoint belongs to.
+        checkpoint["soscope_stage"] = self.stage_name
 
     def configure_optimizers(self) -> Any:
         optimizer_cls = getattr(torch.optim, self.hparams.optimizer, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import lightning as L
@@ -54,3 +55,22 @@ class OriginalCheckpoints(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         save_model_file(module, self.directory / "model.pt", self.trainer_name)
+
+
+class StepSeed(L.Callback):
+    """Reseed torch before every step from (seed, stage, step, rank).
+
+    The random draws of a step (Z samples, sampled graph pairs) then depend only on where the
+    run is, so a run resumed from a checkpoint continues exactly as an uninterrupted one.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
+        stage = zlib.crc32(type(module).__name__.encode())
+        torch.manual_seed(
+            hash((self.seed, stage, trainer.global_step, trainer.global_rank)) & 0xFFFFFFFF
+        )

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soscope.data.sample import SpotGraph
-from soscope.models.aggregation import spot_counts
+from soscope.models.aggregation import aggregate_mean, spot_counts
 from soscope.models.consistency import CONSISTENCY_MODES, rescale_to_spots
 from soscope.models.decoders import EnhancementDecoder
 from soscope.models.likelihoods import BlockDistribution
@@ -78,10 +78,13 @@ class SoScopeModule(LatentGraphModule):
         sub_dist = self.subspot_distribution(batch, z)
         sub_mean = sub_dist.mean
         k = spot_counts(batch.sub_to_spot, batch.num_nodes)
+        mask = self.train_mask(batch)
         if self.hparams.node_loss == "mse":
-            node = node_loss_mse(self.likelihood, sub_mean, batch.x, k, batch.sub_to_spot)
+            node = node_loss_mse(self.likelihood, sub_mean, batch.x, k, batch.sub_to_spot, mask)
         else:
-            node = node_loss_likelihood(self.likelihood, sub_dist, batch.x, k, batch.sub_to_spot)
+            node = node_loss_likelihood(
+                self.likelihood, sub_dist, batch.x, k, batch.sub_to_spot, mask
+            )
         deviation = self.likelihood.split(sub_mean - batch.x[batch.sub_to_spot])
         mode = resolve_graph_mode(
             self.hparams.graph_loss, batch.sub_feat.size(0), self.hparams.exact_max_nodes
@@ -101,6 +104,11 @@ class SoScopeModule(LatentGraphModule):
             return optimizer
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    @torch.no_grad()
+    def predict_spots(self, batch: SpotGraph) -> Tensor:
+        sub_mean = self.subspot_distribution(batch, self.encode(batch).mean).mean
+        return aggregate_mean(sub_mean, batch.sub_to_spot, batch.num_nodes)
 
     @torch.no_grad()
     def enhance(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from soscope.data.sample import SpotGraph
 from soscope.models.aggregation import spot_counts
 from soscope.models.decoders import SpotDecoder
-from soscope.models.losses import graph_bce, resolve_graph_mode
+from soscope.models.losses import graph_bce, masked_mean, resolve_graph_mode
 from soscope.training.base import LatentGraphModule
 
 
@@ -32,7 +33,8 @@ class VGAEModule(LatentGraphModule):
         z = q.rsample()
         k = spot_counts(batch.sub_to_spot, batch.num_nodes)
         p_x = self.likelihood.spot_distribution(self.decoder(z))
-        node = -p_x.log_prob(self.likelihood.spot_target(batch.x, k)).mean()
+        node_nll = -p_x.log_prob(self.likelihood.spot_target(batch.x, k))
+        node = masked_mean(node_nll, self.train_mask(batch))
         mode = resolve_graph_mode(
             self.hparams.graph_loss, batch.num_nodes, self.hparams.exact_max_nodes
         )
@@ -41,3 +43,9 @@ class VGAEModule(LatentGraphModule):
         beta = self.beta(self.global_step)
         loss = node + graph + beta * kl
         return loss, {"node_loss": node, "graph_loss": graph, "kl_loss": kl, "beta": beta}
+
+    @torch.no_grad()
+    def predict_spots(self, batch: SpotGraph) -> Tensor:
+        k = spot_counts(batch.sub_to_spot, batch.num_nodes)
+        mean = self.likelihood.spot_distribution(self.decoder(self.encode(batch).mean)).mean
+        return self.likelihood.per_subspot(mean, k)
