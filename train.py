@@ -5,10 +5,11 @@ from omegaconf import DictConfig
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> float | None:
+    """Run one job; returns the held-out spot score for sweepers (None without validation)."""
     from soscope.pipeline import run
 
-    return run(cfg)
+    return run(cfg)["objective"]
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +88,11 @@ def fit_stage(
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if datamodule.val_fraction > 0:
         trainer.validate(module, datamodule=datamodule, verbose=False)
+    final = ckpt_dir / f"{stage}.ckpt"
+    partial = final.with_name(f".{final.name}.partial")
+    trainer.save_checkpoint(partial)  # every rank takes part; rank 0 writes
     if trainer.is_global_zero:
-        with atomic_path(ckpt_dir / f"{stage}.ckpt") as tmp:
-            trainer.save_checkpoint(tmp)
+        os.replace(partial, final)
         figure = out_dir / STAGE_FIGURES[stage]
         stage_figure(cfg, module, datamodule, figure)
         log_figure(logger, f"{stage}/maps", figure, trainer.global_step)
@@ -119,14 +123,14 @@ def train_both_stages(
 ) -> tuple[SoScopeModule, L.Trainer]:
     """Stage 1 (VGAE), then stage 2 (soScope) from the stage-1 encoder; resumes either stage."""
     dims = data_dims(datamodule.section)
-    model: SoScopeModule = instantiate(cfg.model.soscope, **dims)
+    model: SoScopeModule = instantiate(cfg.model.soscope, _convert_="all", **dims)
     soscope_from = resume_point(cfg, out_dir, "soscope")
     if soscope_from is None:  # stage 2 starts fresh, so it needs a trained stage 1
         vgae_done = out_dir / "checkpoints" / "vgae.ckpt"
         if cfg.get("resume") and vgae_done.is_file():
             vgae = VGAEModule.load_from_checkpoint(vgae_done, map_location="cpu")
         else:
-            vgae = instantiate(cfg.model.vgae, **dims)
+            vgae = instantiate(cfg.model.vgae, _convert_="all", **dims)
             fit_stage(vgae, datamodule, cfg, out_dir, resume_point(cfg, out_dir, "vgae"))
         model.load_encoder(vgae.encoder)
     trainer = fit_stage(model, datamodule, cfg, out_dir, soscope_from)
@@ -182,7 +186,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def print_lightning_once() -> None:
-    """Under Hydra, Lightning's messages reach the console through Hydra's handlers: drop its own."""
+    """Under Hydra, Lightning's messages reach the console through Hydra's handlers: drop its own.
+
+    Also silences the note that the validation loader is empty (no spots are held out).
+    """
+    warnings.filterwarnings("ignore", message="Total length of `DataLoader` across ranks is zero")
     if logging.getLogger().handlers:
         for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).handlers.clear()
@@ -202,8 +210,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         lambda: instantiate(cfg.data), val_fraction=cfg.validation.fraction, seed=cfg.seed
     )
     model, trainer = train_both_stages(cfg, datamodule, out_dir)
-    if not trainer.is_global_zero:
-        return {}
+    if not trainer.is_global_zero:  # outputs and evaluation are rank 0's
+        return {"objective": None}
     section = datamodule.section
     enhanced = enhance(cfg, model, section)
     metrics: dict[str, Any] = evaluate_against_truth(section, enhanced)
