@@ -73,6 +73,13 @@ def test_reference_dir_data_and_optuna_search_compose(tmp_path):
     assert "model.soscope.lr" in cfg.hydra.sweeper.params
 
 
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_slurm", "submitit_local"])
+def test_hydra_launchers_compose(launcher):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.startswith("hydra")
+
+
 def test_a_two_by_two_multirun_writes_four_run_folders(tmp_path):
     train_py(
         tmp_path,
