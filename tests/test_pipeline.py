@@ -89,3 +89,20 @@ def test_train_py_runs_from_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "median_pearson" in done.stdout
     assert (tmp_path / "enhanced.h5ad").is_file()
+
+
+def test_a_dataset_h5ad_trains_through_data_anndata(tmp_path):
+    from soscope.data.dataset_h5ad import write_dataset_h5ad
+    from soscope.datasets import make_synthetic_tissue
+
+    write_dataset_h5ad(make_synthetic_tissue(n_rows=5, n_cols=5).to_section(), tmp_path / "d.h5ad")
+    overrides = [
+        "data=anndata",
+        f"data.path={tmp_path / 'd.h5ad'}",
+        "epochs.vgae=2",
+        "epochs.soscope=2",
+    ]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, f"paths.output_dir={tmp_path / 'run'}"])
+    metrics = run(cfg)
+    assert np.isfinite(metrics["soscope"]["median_pearson"])  # the truth travels in the file

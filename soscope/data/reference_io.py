@@ -161,7 +161,8 @@ def _check_names(names: list[str], n_features: int, path: Path) -> None:
         )
 
 
-def _edge_rows(index: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
+def edge_rows(index: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
+    """E×3 rows i, j, w of a graph, its self-loops removed (files hold graphs without them)."""
     index, weight = remove_self_loops(index.cpu(), weight.cpu())
     return np.column_stack([index.T.numpy().astype(np.float64), weight.numpy()])
 
@@ -192,8 +193,8 @@ def write_reference_dir(
     with atomic_dir(path) as tmp:
         np.save(tmp / LABEL, graph.x.detach().cpu().numpy())
         np.save(tmp / FEATURES, graph.sub_feat.detach().cpu().numpy())
-        np.save(tmp / ADJ, _edge_rows(graph.edge_index, graph.edge_weight))
-        np.save(tmp / SUB_ADJ, _edge_rows(graph.sub_edge_index, graph.sub_edge_weight))
+        np.save(tmp / ADJ, edge_rows(graph.edge_index, graph.edge_weight))
+        np.save(tmp / SUB_ADJ, edge_rows(graph.sub_edge_index, graph.sub_edge_weight))
         if names is not None:
             (tmp / FEATURE_NAMES).write_text("\n".join(names) + "\n", encoding="utf-8")
         if getattr(graph, "pos", None) is not None:
