@@ -24,7 +24,7 @@ TINY = [
 ]
 GROUPS = {
     "likelihood": ["nb", "poisson", "gaussian", "joint_pnb", "joint_gaussian"],
-    "platform": ["visium", "grid"],
+    "platform": ["visium", "grid", "cells"],
     "schedule": ["original", "warmup"],
     "trainer": ["cpu", "ddp_cpu", "gpu", "ddp"],
     "logger": ["csv", "tensorboard", "wandb", "none"],

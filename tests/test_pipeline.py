@@ -52,6 +52,7 @@ def test_the_job_writes_every_output(tmp_path):
     [
         ["likelihood=poisson", "platform=grid"],
         ["likelihood=gaussian"],
+        ["platform=cells"],
         ["likelihood=joint_pnb", "platform=grid", "platform.factor=3"],
         [
             "likelihood=joint_gaussian",

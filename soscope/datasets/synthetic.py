@@ -20,15 +20,22 @@ from soscope.data.graph import build_knn_graph, build_spot_graph
 from soscope.data.sample import Section, SpotGraph, make_spot_graph
 from soscope.datasets.histology import domain_styles, render_he_image
 from soscope.preprocess.image_features import MIN_PATCH, handcrafted_features
-from soscope.preprocess.layouts import SubspotLayout, grid_subspots, visium_subspots
+from soscope.preprocess.layouts import (
+    SubspotLayout,
+    cells_in_spots,
+    grid_subspots,
+    visium_subspots,
+)
 
-PLATFORMS = ("visium", "grid")
+PLATFORMS = ("visium", "grid", "cells")
 LIKELIHOODS = ("nb", "poisson", "gaussian", "joint_pnb", "joint_gaussian")
 JOINT_LIKELIHOODS = ("joint_pnb", "joint_gaussian")
 
 SUBSPOT_PIXELS = 14.0  # default subspot diameter: a ~14 px image patch per subspot
 VISIUM_PITCH = 100.0 / 55.0  # Visium: centre-to-centre distance per spot diameter
-SUBSPOT_NEIGHBOURS = {"visium": 6, "grid": 4}
+SUBSPOT_NEIGHBOURS = {"visium": 6, "grid": 4, "cells": 6}
+# Cell-level data sit on Visium spots: the spot lattice and its neighbours are Visium's.
+SPOT_LATTICE = {"visium": "visium", "grid": "grid", "cells": "visium"}
 
 
 @dataclass
@@ -130,10 +137,13 @@ def make_synthetic_tissue(
     layout_rng, count_rng, image_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
+    lattice = SPOT_LATTICE[platform]
     if spot_diameter is None:
-        spot_diameter = SUBSPOT_PIXELS * (3 if platform == "visium" else factor)
-    array_coords, spot_pos, pitch = _spot_lattice(platform, n_rows, n_cols, spot_diameter)
-    if platform == "visium":
+        spot_diameter = SUBSPOT_PIXELS * (3 if lattice == "visium" else factor)
+    array_coords, spot_pos, pitch = _spot_lattice(lattice, n_rows, n_cols, spot_diameter)
+    if platform == "cells":
+        layout = cells_in_spots(spot_pos, spot_diameter, layout_rng)
+    elif platform == "visium":
         layout = visium_subspots(spot_pos, spot_diameter)
     else:
         layout = grid_subspots(spot_pos, spot_diameter, factor)
@@ -145,7 +155,7 @@ def make_synthetic_tissue(
     means *= field.depth_at(layout.sub_pos)[:, None]
     n_gaussian, n_poisson = _block_sizes(likelihood, n_features, protein_dim)
     truth = _draw(count_rng, means, n_gaussian, n_poisson, dispersion, gaussian_sd)
-    x = truth.reshape(len(spot_pos), layout.per_spot, n_features).mean(axis=1)
+    x = _spot_means(truth, layout.sub_to_spot, len(spot_pos))
 
     styles = domain_styles(n_domains, image_rng)
     image = render_he_image(height, width, field.domain_at, field.stain_at, styles, image_rng)
@@ -276,7 +286,9 @@ def _assemble(
 ) -> SpotGraph:
     """The `SpotGraph`: spot graph A from profiles, subspot graph W from image features."""
     edges, weights = add_remaining_self_loops(
-        *build_spot_graph(array_coords, x, platform, scale), fill_value=1.0, num_nodes=len(x)
+        *build_spot_graph(array_coords, x, SPOT_LATTICE[platform], scale),
+        fill_value=1.0,
+        num_nodes=len(x),
     )
     sub_edges, sub_weights = add_remaining_self_loops(
         *build_knn_graph(layout.sub_pos, sub_feat, SUBSPOT_NEIGHBOURS[platform], scale),
@@ -305,6 +317,14 @@ def _feature_names(likelihood: str, n_features: int, protein_dim: int) -> list[s
     return [f"{first}_{i}" for i in range(protein_dim)] + [
         f"gene_{i}" for i in range(n_features - protein_dim)
     ]
+
+
+def _spot_means(values: np.ndarray, sub_to_spot: np.ndarray, n_spots: int) -> np.ndarray:
+    """Each spot's profile x: the mean of its subspots' values (spot total / K)."""
+    sums = np.zeros((n_spots, values.shape[1]), dtype=np.float64)
+    np.add.at(sums, sub_to_spot, values)
+    counts = np.bincount(sub_to_spot, minlength=n_spots)[:, None]
+    return (sums / counts).astype(np.float32)
 
 
 def _check_choices(

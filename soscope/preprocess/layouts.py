@@ -14,7 +14,7 @@ import numpy as np
 @dataclass(frozen=True)
 class SubspotLayout:
     """Subspot centres `sub_pos` (M, 2) as (x, y), parent spots `sub_to_spot` (M,), their disc
-    diameter in pixels and K, the number of subspots per spot."""
+    diameter in pixels and K, the number of subspots per spot (0 when it varies, as for cells)."""
 
     sub_pos: np.ndarray
     sub_to_spot: np.ndarray
@@ -54,3 +54,27 @@ def _place(spot_pos: np.ndarray, offsets: np.ndarray, sub_diameter: float) -> Su
     sub_pos = (spot_pos[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
     sub_to_spot = np.repeat(np.arange(len(spot_pos), dtype=np.int64), len(offsets))
     return SubspotLayout(sub_pos, sub_to_spot, float(sub_diameter), per_spot=len(offsets))
+
+
+def cells_in_spots(
+    spot_pos: np.ndarray,
+    spot_diameter: float,
+    rng: np.random.Generator,
+    min_cells: int = 3,
+    max_cells: int = 10,
+) -> SubspotLayout:
+    """Cell-level "subspots": a random number of cells scattered uniformly in each round spot.
+
+    The count per spot varies (uniform in [min_cells, max_cells]), so K is 0; cells of spot i
+    come before those of spot i+1.
+    """
+    if not 1 <= min_cells <= max_cells:
+        raise ValueError(f"need 1 <= min_cells <= max_cells, got {min_cells}, {max_cells}")
+    spot_pos = np.asarray(spot_pos, dtype=np.float64)
+    counts = rng.integers(min_cells, max_cells + 1, size=len(spot_pos))
+    sub_to_spot = np.repeat(np.arange(len(spot_pos), dtype=np.int64), counts)
+    radius = spot_diameter / 2 * np.sqrt(rng.random(len(sub_to_spot)))
+    angle = rng.uniform(0, 2 * np.pi, len(sub_to_spot))
+    offsets = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
+    cell_diameter = spot_diameter / np.sqrt(counts.mean())
+    return SubspotLayout(spot_pos[sub_to_spot] + offsets, sub_to_spot, float(cell_diameter), 0)

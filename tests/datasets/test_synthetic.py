@@ -164,3 +164,17 @@ def test_synthetic_section_takes_the_hydra_arguments():
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_synthetic_tissue(**kwargs)
+
+
+def test_cell_level_tissue_has_variable_cells_per_spot_and_spot_means():
+    import numpy as np
+
+    from soscope.datasets import make_synthetic_tissue
+
+    tissue = make_synthetic_tissue(platform="cells", n_rows=5, n_cols=5, seed=1)
+    graph = tissue.graph
+    counts = np.bincount(graph.sub_to_spot.numpy(), minlength=graph.num_spots)
+    assert counts.min() >= 1 and len(set(counts)) > 1
+    sums = np.zeros_like(graph.x.numpy(), dtype=np.float64)
+    np.add.at(sums, graph.sub_to_spot.numpy(), tissue.truth)
+    np.testing.assert_allclose(graph.x.numpy(), sums / counts[:, None], rtol=1e-5)

@@ -51,3 +51,18 @@ def test_bad_layout_arguments_raise():
         grid_subspots(SPOTS, 30.0, factor=0)
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         visium_subspots(np.zeros(4), 42.0)
+
+
+def test_cells_scatter_a_variable_number_inside_each_spot():
+    import numpy as np
+
+    from soscope.preprocess.layouts import cells_in_spots
+
+    spots = np.array([[100.0, 100.0], [200.0, 100.0], [150.0, 190.0]])
+    layout = cells_in_spots(spots, 40.0, np.random.default_rng(0), min_cells=2, max_cells=6)
+    counts = np.bincount(layout.sub_to_spot, minlength=3)
+    assert layout.per_spot == 0
+    assert ((counts >= 2) & (counts <= 6)).all()
+    assert (np.diff(layout.sub_to_spot) >= 0).all()
+    distance = np.linalg.norm(layout.sub_pos - spots[layout.sub_to_spot], axis=1)
+    assert (distance <= 20.0).all()
