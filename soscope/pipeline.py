@@ -20,7 +20,7 @@ from soscope.data.anndata_io import enhanced_anndata, write_h5ad_atomic
 from soscope.data.datamodule import SpotDataModule
 from soscope.data.sample import Section
 from soscope.errors import SoScopeInputError
-from soscope.evaluate.baselines import replicate
+from soscope.evaluate.baselines import BASELINES, run_baseline
 from soscope.evaluate.metrics import summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.plotting import plot_enhanced, plot_reconstruction
@@ -138,15 +138,24 @@ def train_both_stages(
 
 
 def evaluate_against_truth(section: Section, enhanced: np.ndarray) -> dict[str, dict[str, float]]:
-    """soscope and the `replicate` baseline against the ground truth, when there is one."""
+    """soscope and the baselines against the ground truth, when there is one.
+
+    `interpolate` needs spot positions and runs when the section has them.
+    """
     if section.truth is None:
         return {}
     graph = section.graph
-    x = graph.x.numpy()
-    sub_to_spot = graph.sub_to_spot.numpy()
+    x, sub_to_spot = graph.x.numpy(), graph.sub_to_spot.numpy()
+    has_pos = (
+        getattr(graph, "pos", None) is not None and getattr(graph, "sub_pos", None) is not None
+    )
+    pos = graph.sub_pos.numpy() if has_pos else None
+    methods = {"soscope": enhanced}
+    for name in BASELINES:
+        if has_pos or name != "interpolate":
+            methods[name] = run_baseline(name, section)
     return {
-        "soscope": summarize(enhanced, section.truth, x, sub_to_spot),
-        "replicate": summarize(replicate(x, sub_to_spot), section.truth, x, sub_to_spot),
+        name: summarize(pred, section.truth, x, sub_to_spot, pos) for name, pred in methods.items()
     }
 
 
@@ -179,9 +188,10 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     if not methods:
         return "no ground truth: nothing to evaluate" + tail
     columns = list(next(iter(methods.values())))
-    lines = ["method     " + "  ".join(f"{c:>28}" for c in columns)]
+    width = max(len(c) for c in columns)
+    lines = [f"{'method':<16}" + "  ".join(f"{c:>{width}}" for c in columns)]
     for method, values in methods.items():
-        lines.append(f"{method:<10} " + "  ".join(f"{values[c]:>28.4f}" for c in columns))
+        lines.append(f"{method:<16}" + "  ".join(f"{values[c]:>{width}.4f}" for c in columns))
     return "\n".join(lines) + tail
 
 

@@ -31,7 +31,7 @@ def config(tmp_path, *overrides):
 
 def test_the_job_writes_every_output(tmp_path):
     metrics = run(config(tmp_path, "epochs.vgae=3", "epochs.soscope=3"))
-    assert set(metrics) == {"soscope", "replicate", "objective"}
+    assert set(metrics) == {"soscope", "replicate", "interpolate", "image_regression", "objective"}
     assert metrics["objective"] is None
     for name in ("infer_subspot.npy", "enhanced.h5ad", "enhanced.png", "vgae.png", "metrics.json"):
         assert (tmp_path / name).is_file()

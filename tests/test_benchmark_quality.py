@@ -1,0 +1,47 @@
+"""The aggregation benchmark script end to end, in its --quick smoke mode."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from soscope.evaluate.baselines import BASELINES
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIN = Path("/work/shared/data/spatialcite_humanskin")
+
+
+def load_script():
+    """scripts/ is not a package: import the script from its file."""
+    path = ROOT / "scripts" / "benchmark_quality.py"
+    spec = importlib.util.spec_from_file_location("benchmark_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_quick(tmp_path: Path, *datasets: str) -> tuple[str, Path]:
+    out = tmp_path / "quality.md"
+    table = load_script().main(["--quick", "--seeds", "0", *datasets, "--out", str(out)])
+    return table, out
+
+
+def assert_complete(table: str, out: Path, dataset: str) -> None:
+    """Every method has a row for `dataset`, and the markdown and the figure were written."""
+    for method in (*BASELINES, "soscope"):
+        assert f"| {dataset} | {method} |" in table
+    assert out.read_text().startswith("# Aggregation benchmark")
+    assert "--quick" in out.read_text()
+    assert out.with_suffix(".png").is_file()
+
+
+def test_quick_synthetic(tmp_path):
+    table, out = run_quick(tmp_path, "--synthetic", "poisson", "--skin")
+    assert_complete(table, out, "synthetic_poisson")
+
+
+@pytest.mark.skipif(not SKIN.is_dir(), reason="the human-skin data is not on this machine")
+def test_quick_skin(tmp_path):
+    table, out = run_quick(tmp_path, "--synthetic", "--skin", "2")
+    assert_complete(table, out, "skin_2x2")
+    assert "constant image feature" in out.read_text()
