@@ -1,6 +1,7 @@
 """The aggregation benchmark script end to end, in its --quick smoke mode."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,11 @@ SKIN = Path("/work/shared/data/spatialcite_humanskin")
 
 
 def load_script():
-    """scripts/ is not a package: import the script from its file."""
+    """scripts/ is not a package: import the script from its file (registered, for dataclasses)."""
     path = ROOT / "scripts" / "benchmark_quality.py"
     spec = importlib.util.spec_from_file_location("benchmark_quality", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -1,0 +1,325 @@
+"""The aggregation benchmark (SPEC §5): soscope and the baselines against known subspot truth.
+
+Datasets: the synthetic tissue for each likelihood in --synthetic (truth = its subspots), and
+the spatial-CITE-seq human-skin proteins aggregated 2×2 and 3×3 into pseudo-spots (truth = the
+measured grid spots; one constant image feature, as there is no image). For every dataset,
+seed and config variant it trains both stages, enhances, and scores with `summarize`; the
+baselines are scored on the same sections. Prints one markdown table (mean ± sd over seeds),
+writes it to --out with the command line on top, and a figure of one dataset next to it.
+
+Example (the node loss of the defaults against the original's MSE, synthetic NB tissue only):
+    python scripts/benchmark_quality.py --synthetic nb --skin --epochs 300
+        --variants default: mse:model.soscope.node_loss=mse
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from soscope.data.datamodule import SpotDataModule
+from soscope.data.reference_io import read_reference_section
+from soscope.data.sample import Section
+from soscope.evaluate.baselines import BASELINES, run_baseline
+from soscope.evaluate.metrics import summarize
+from soscope.evaluate.pseudospots import make_pseudospots
+from soscope.pipeline import enhance, print_lightning_once, train_both_stages
+from soscope.plotting import plot_maps
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIN_DIR = Path("/work/shared/data/spatialcite_humanskin/x3")
+SKIN_BLOCKS = (2, 3)
+QUICK = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
+QUICK_EPOCHS = 3
+QUICK_SKIN_FEATURES = 20
+QUICK_SKIN_WINDOW = 12  # side of the central square of the grid kept in a quick run
+
+Scores = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A benchmark dataset: its config overrides and how to build its Section from the config."""
+
+    name: str
+    overrides: tuple[str, ...]
+    load: Callable[[DictConfig], Section]
+    note: str = ""
+
+
+def quiet() -> None:
+    """Only the benchmark's progress on the console: no Lightning banners or routine warnings."""
+    print_lightning_once()
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in ("Checkpoint directory", "`weights_only` was not set", ".*is deprecated"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The project's Hydra config with `overrides`, quiet: no logger, no extra callbacks."""
+    base = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=[*base, *overrides])
+
+
+def train_and_enhance(cfg: DictConfig, section: Section) -> np.ndarray:
+    """Train both stages on `section` (checkpoints in a throw-away folder) and enhance it."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    with tempfile.TemporaryDirectory(prefix="soscope_bench_") as out_dir:
+        model, _ = train_both_stages(cfg, SpotDataModule(section, seed=cfg.seed), Path(out_dir))
+        return enhance(cfg, model, section)
+
+
+def read_skin(quick: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Human-skin protein counts (U×G), grid (row, col), (x, y) pixels and protein names.
+
+    Rows are matched by barcode "{row}x{col}"; `row` follows imagerow, so (x, y) =
+    (imagecol, imagerow), the frame of the other datasets. `quick` keeps a central square of
+    the grid and a few proteins.
+    """
+    counts = pd.read_csv(SKIN_DIR / "reordered_filtered_protein.csv", index_col=0)
+    where = pd.read_csv(SKIN_DIR / "position_with_center.csv").set_index("barcode")
+    where = where.loc[counts.index]
+    coords = where[["x", "y"]].to_numpy()
+    if quick:
+        keep = np.all(np.abs(coords - np.median(coords, axis=0)) < QUICK_SKIN_WINDOW / 2, axis=1)
+        counts, where, coords = (
+            counts[keep].iloc[:, :QUICK_SKIN_FEATURES],
+            where[keep],
+            coords[keep],
+        )
+    pos = where[["imagecol", "imagerow"]].to_numpy(dtype=np.float64)
+    return counts.to_numpy(np.float32), coords, pos, list(counts.columns)
+
+
+def synthetic_dataset(likelihood: str) -> Dataset:
+    """The synthetic tissue (default size and platform) with `likelihood` counts, seeded per run."""
+    note = f"synthetic Visium tissue ({likelihood} counts, H&E-like image), truth = its subspots"
+    overrides = (f"likelihood={likelihood}",)
+    return Dataset(f"synthetic_{likelihood}", overrides, lambda cfg: instantiate(cfg.data), note)
+
+
+def skin_dataset(k: int, likelihood: str, quick: bool) -> Dataset:
+    """The skin proteins aggregated k×k into pseudo-spots; the Section is built once."""
+    cache: list[Section] = []
+
+    def load(cfg: DictConfig) -> Section:
+        if not cache:
+            values, coords, pos, names = read_skin(quick)
+            section = make_pseudospots(values, coords, pos, "grid", k=k, feature_names=names)
+            section.meta["likelihood"] = likelihood
+            cache.append(section)
+        return cache[0]
+
+    note = (
+        f"spatial-CITE-seq skin proteins ({likelihood} likelihood), {k}×{k} pseudo-spots, "
+        "constant image feature (no image)"
+    )
+    overrides = (f"likelihood={likelihood}", "platform=grid", f"platform.factor={k}")
+    return Dataset(f"skin_{k}x{k}", overrides, load, note)
+
+
+def reference_dataset(path: Path, likelihood: str) -> Dataset | None:
+    """A dataset in the original's format, or None (with a message) when it has no truth."""
+    section = read_reference_section(path, likelihood)
+    if section.truth is None:
+        print(f"skipping --reference-dir {path}: no subspot ground truth to score against")
+        return None
+    return Dataset(f"reference_{path.name}", (f"likelihood={likelihood}",), lambda cfg: section)
+
+
+def datasets(args: argparse.Namespace) -> list[Dataset]:
+    """The datasets the arguments ask for; the skin data only where it is present."""
+    chosen = [synthetic_dataset(name) for name in args.synthetic]
+    if args.skin and SKIN_DIR.is_dir():
+        chosen += [skin_dataset(k, args.real_likelihood, args.quick) for k in args.skin]
+    elif args.skin:
+        print(f"skipping the skin datasets: {SKIN_DIR} not found")
+    if args.reference_dir:
+        reference = reference_dataset(args.reference_dir, args.real_likelihood)
+        chosen += [reference] if reference else []
+    return chosen
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """`name:override,override` → (name, overrides); `default:` means the current defaults."""
+    name, _, overrides = text.partition(":")
+    return name, [o for o in overrides.split(",") if o]
+
+
+def method_name(variant: str) -> str:
+    """The table's name for a variant's soscope: plain `soscope` for the defaults."""
+    return "soscope" if variant == "default" else f"soscope:{variant}"
+
+
+def score(section: Section, pred: np.ndarray) -> Scores:
+    """`summarize` of one prediction against the section's truth, SSIM included."""
+    graph = section.graph
+    x, sub_to_spot, sub_pos = graph.x.numpy(), graph.sub_to_spot.numpy(), graph.sub_pos.numpy()
+    return summarize(pred, section.truth, x, sub_to_spot, pos=sub_pos)
+
+
+def run_one(
+    dataset: Dataset, seed: int, args: argparse.Namespace
+) -> tuple[Section, dict[str, np.ndarray]]:
+    """One dataset and seed: the baselines and every variant's enhancement, printed as they go."""
+    common = [*dataset.overrides, f"seed={seed}", *(QUICK if args.quick else [])]
+    epochs = QUICK_EPOCHS if args.quick else args.epochs
+    common += [f"epochs.vgae={epochs}", f"epochs.soscope={epochs}"]
+    section = dataset.load(compose_config(common))
+    predictions = {name: run_baseline(name, section) for name in BASELINES}
+    for variant, overrides in map(parse_variant, args.variants):
+        start = time.perf_counter()
+        cfg = compose_config([*common, *overrides])
+        pred = predictions[method_name(variant)] = train_and_enhance(cfg, section)
+        scores = score(section, pred)
+        print(
+            f"[{dataset.name} seed={seed} {variant}] {time.perf_counter() - start:.0f}s  "
+            f"r={scores['median_pearson']:.3f}  "
+            f"within-spot r={scores['median_within_spot_pearson']:.3f}",
+            flush=True,
+        )
+    return section, predictions
+
+
+def mean_sd(values: list[float]) -> str:
+    """`mean ± sd` over seeds (sample sd; 0 for one seed)."""
+    runs = np.asarray(values, dtype=np.float64)
+    sd = float(np.nanstd(runs, ddof=1)) if len(runs) > 1 else 0.0
+    return f"{np.nanmean(runs):.3f} ± {sd:.3f}"
+
+
+def results_table(results: dict[tuple[str, str], list[Scores]]) -> str:
+    """Markdown: one row per (dataset, method), one column per metric, mean ± sd over seeds."""
+    metrics = list(next(iter(results.values()))[0])
+    lines = [
+        "| dataset | method | " + " | ".join(metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
+    ]
+    for (dataset, method), runs in results.items():
+        cells = [mean_sd([run[m] for run in runs]) for m in metrics]
+        lines.append(f"| {dataset} | {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_dataset(section: Section, predictions: dict[str, np.ndarray], path: Path) -> None:
+    """Truth | pseudo-spots | each method, for the two most variable features."""
+    panels = [
+        ("ground truth", "subspot", section.truth),
+        ("pseudo-spots", "spot", section.graph.x.numpy()),
+        *((method, "subspot", pred) for method, pred in predictions.items()),
+    ]
+    plot_maps(section, panels, path, n_features=2)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--synthetic",
+        nargs="*",
+        default=["nb", "poisson", "gaussian", "joint_pnb"],
+        help="likelihoods of the synthetic tissues (none: no synthetic dataset)",
+    )
+    parser.add_argument(
+        "--skin",
+        type=int,
+        nargs="*",
+        default=list(SKIN_BLOCKS),
+        help=f"block sides k of the k×k skin pseudo-spots (none: skip; data in {SKIN_DIR})",
+    )
+    parser.add_argument(
+        "--real-likelihood",
+        default="poisson",
+        help="likelihood for the skin proteins and --reference-dir (default poisson, as the "
+        "original's spatial-CITE-seq proteins)",
+    )
+    parser.add_argument(
+        "--reference-dir",
+        type=Path,
+        help="a dataset in the original soScope format; skipped unless it carries a truth",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["default:"],
+        help="config variants 'name:override,override' (e.g. mse:model.soscope.node_loss=mse); "
+        "'default:' is the current defaults",
+    )
+    parser.add_argument("--epochs", type=int, default=500, help="epochs of each stage")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: 6×6-spot tissues, small model, {QUICK_EPOCHS} epochs, the "
+        f"central {QUICK_SKIN_WINDOW}×{QUICK_SKIN_WINDOW} of the skin and {QUICK_SKIN_FEATURES} "
+        "proteins",
+    )
+    parser.add_argument("--figure-dataset", help="dataset of the figure (default: the first)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "quality.md")
+    return parser.parse_args(argv)
+
+
+def report_header(
+    command: str, args: argparse.Namespace, chosen: list[Dataset], figure_dataset: str
+) -> list[str]:
+    """The markdown's lines above the table: title, exact command, seeds, figure, dataset notes."""
+    return [
+        "# Aggregation benchmark",
+        "",
+        f"`{command}`",
+        "",
+        f"Mean ± sd over seeds {args.seeds}; figure: {args.out.with_suffix('.png').name} "
+        f"({figure_dataset}, seed {args.seeds[0]}).",
+        *(f"- {d.name}: {d.note}" for d in chosen if d.note),
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Run the benchmark; returns the markdown table (also printed and written to --out)."""
+    args = parse_args(argv)
+    quiet()
+    chosen = datasets(args)
+    if not chosen:
+        raise SystemExit("no dataset to benchmark")
+    figure_dataset = args.figure_dataset or chosen[0].name
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(
+        ["python", "scripts/benchmark_quality.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    header = report_header(command, args, chosen, figure_dataset)
+    results: dict[tuple[str, str], list[Scores]] = defaultdict(list)
+    for dataset in chosen:
+        for seed in args.seeds:
+            section, predictions = run_one(dataset, seed, args)
+            for method, pred in predictions.items():
+                results[(dataset.name, method)].append(score(section, pred))
+            if dataset.name == figure_dataset and seed == args.seeds[0]:
+                plot_dataset(section, predictions, args.out.with_suffix(".png"))
+            table = results_table(results)  # rewritten after every run: a cut-off run keeps it
+            args.out.write_text("\n".join([*header, table, ""]))
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()
