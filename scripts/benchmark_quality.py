@@ -43,7 +43,8 @@ from soscope.pipeline import enhance, print_lightning_once, train_both_stages
 from soscope.plotting import plot_maps
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIN_DIR = Path("/work/shared/data/spatialcite_humanskin/x3")
+# The shared data folder sits beside the checkout (../shared), never inside the repository.
+SKIN_DIR = ROOT.parent / "shared" / "data" / "spatialcite_humanskin" / "x3"
 SKIN_BLOCKS = (2, 3)
 QUICK = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
 QUICK_EPOCHS = 3

@@ -9,7 +9,7 @@ import pytest
 from soscope.evaluate.baselines import BASELINES
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIN = Path("/work/shared/data/spatialcite_humanskin")
+SKIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "spatialcite_humanskin"
 
 
 def load_script():
