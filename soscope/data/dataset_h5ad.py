@@ -15,11 +15,10 @@ import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch_geometric.utils import add_remaining_self_loops
 
-from soscope.data.reference_io import count_columns, edge_rows
+from soscope.data.reference_io import count_columns, edge_rows, edges_with_self_loops
 from soscope.data.sample import Section, make_spot_graph
-from soscope.data.validate import check_counts, check_edges, check_matrix, to_float32
+from soscope.data.validate import check_counts, check_matrix, to_float32
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_path
 
@@ -67,13 +66,6 @@ def _required(adata: ad.AnnData, path: Path, where: str, key: str):
     return store[key]
 
 
-def _edges_with_loops(edges: np.ndarray, n: int, source: str) -> tuple[torch.Tensor, torch.Tensor]:
-    index, weight = check_edges(np.asarray(edges, dtype=np.float64), n, source)
-    return add_remaining_self_loops(
-        torch.from_numpy(index), torch.from_numpy(weight), fill_value=1.0, num_nodes=n
-    )
-
-
 def read_dataset_h5ad(
     path: str | Path, likelihood: str | None = None, protein_dim: int = 0
 ) -> Section:
@@ -104,9 +96,11 @@ def read_dataset_h5ad(
         extra["sub_pos"] = torch.from_numpy(to_float32(check_matrix(sub_pos, path, 2), path))
     graph = make_spot_graph(
         torch.from_numpy(x),
-        *_edges_with_loops(spot_rows, n, f"{path} obsp['{GRAPH}']"),
+        *edges_with_self_loops(spot_rows, n, f"{path} obsp['{GRAPH}']"),
         torch.from_numpy(features),
-        *_edges_with_loops(_required(adata, path, "uns", "edges"), len(features), f"{path} edges"),
+        *edges_with_self_loops(
+            _required(adata, path, "uns", "edges"), len(features), f"{path} edges"
+        ),
         torch.from_numpy(sub_to_spot.astype(np.int64)),
         **extra,
     )

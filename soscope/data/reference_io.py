@@ -49,11 +49,18 @@ def count_columns(likelihood: str | None, protein_dim: int = 0) -> slice | None:
     return None
 
 
-def _read_edges(path: Path, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    index, weight = check_edges(load_npy(path), n_nodes, path)
+def edges_with_self_loops(
+    rows: np.ndarray, n_nodes: int, source: str | Path
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated E×3 edge rows as (edge_index, edge_weight), every node given a self-loop."""
+    index, weight = check_edges(np.asarray(rows), n_nodes, source)
     return add_remaining_self_loops(
         torch.from_numpy(index), torch.from_numpy(weight), fill_value=1.0, num_nodes=n_nodes
     )
+
+
+def _read_edges(path: Path, n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return edges_with_self_loops(load_npy(path), n_nodes, path)
 
 
 def _read_positions(path: Path, n_rows: int) -> torch.Tensor | None:

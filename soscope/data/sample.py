@@ -41,11 +41,6 @@ class SpotGraph(Data):
     def num_subspots(self) -> int:
         return int(self.sub_feat.size(0))
 
-    @property
-    def subspots_per_spot(self) -> Tensor:
-        """K_i, the number of subspots of each spot (N,), as float for arithmetic."""
-        return torch.bincount(self.sub_to_spot, minlength=self.num_spots).to(self.x.dtype)
-
 
 def fixed_layout(num_spots: int, k: int) -> Tensor:
     """`sub_to_spot` of the original layout: subspots of spot i are rows i·K … i·K+K−1."""

@@ -19,6 +19,7 @@ from torch_geometric.utils import add_remaining_self_loops
 from soscope.data.graph import build_knn_graph, build_spot_graph
 from soscope.data.sample import Section, SpotGraph, make_spot_graph
 from soscope.datasets.histology import domain_styles, render_he_image
+from soscope.models.aggregation import aggregate_mean
 from soscope.preprocess.image_features import MIN_PATCH, handcrafted_features
 from soscope.preprocess.layouts import (
     SubspotLayout,
@@ -155,7 +156,9 @@ def make_synthetic_tissue(
     means *= field.depth_at(layout.sub_pos)[:, None]
     n_gaussian, n_poisson = _block_sizes(likelihood, n_features, protein_dim)
     truth = _draw(count_rng, means, n_gaussian, n_poisson, dispersion, gaussian_sd)
-    x = _spot_means(truth, layout.sub_to_spot, len(spot_pos))
+    x = aggregate_mean(
+        torch.from_numpy(truth), torch.from_numpy(layout.sub_to_spot), len(spot_pos)
+    ).numpy()
 
     styles = domain_styles(n_domains, image_rng)
     image = render_he_image(height, width, field.domain_at, field.stain_at, styles, image_rng)
@@ -317,14 +320,6 @@ def _feature_names(likelihood: str, n_features: int, protein_dim: int) -> list[s
     return [f"{first}_{i}" for i in range(protein_dim)] + [
         f"gene_{i}" for i in range(n_features - protein_dim)
     ]
-
-
-def _spot_means(values: np.ndarray, sub_to_spot: np.ndarray, n_spots: int) -> np.ndarray:
-    """Each spot's profile x: the mean of its subspots' values (spot total / K)."""
-    sums = np.zeros((n_spots, values.shape[1]), dtype=np.float64)
-    np.add.at(sums, sub_to_spot, values)
-    counts = np.bincount(sub_to_spot, minlength=n_spots)[:, None]
-    return (sums / counts).astype(np.float32)
 
 
 def _check_choices(

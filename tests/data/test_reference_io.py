@@ -14,6 +14,7 @@ from soscope.data.reference_io import (
 from soscope.data.sample import Section, make_spot_graph
 from soscope.datasets import make_synthetic_tissue
 from soscope.errors import SoScopeInputError
+from soscope.models.aggregation import spot_counts
 
 N_SPOTS, K, N_FEATURES, FEAT_DIM = 3, 2, 4, 5
 COUNTS = np.array([[0, 2, 5, 1], [3, 0, 1, 8], [2, 2, 0, 4]], dtype=np.float64)
@@ -56,7 +57,7 @@ def test_read_original_dir_shapes_layout_and_self_loops(original_dir):
     assert graph.x.shape == (N_SPOTS, N_FEATURES) and graph.x.dtype == torch.float32
     assert graph.sub_feat.shape == (N_SPOTS * K, FEAT_DIM)
     assert graph.sub_to_spot.tolist() == [0, 0, 1, 1, 2, 2]
-    assert graph.subspots_per_spot.tolist() == [K] * N_SPOTS
+    assert spot_counts(graph.sub_to_spot, graph.num_spots).squeeze(-1).tolist() == [K] * N_SPOTS
     assert_self_loops_added(graph.edge_index, graph.edge_weight, ADJ, N_SPOTS)
     assert_self_loops_added(graph.sub_edge_index, graph.sub_edge_weight, SUB_ADJ, N_SPOTS * K)
     assert graph.feature_names == ["f0", "f1", "f2", "f3"]
