@@ -39,13 +39,14 @@ from soscope.data.sample import Section
 from soscope.evaluate.baselines import BASELINES, run_baseline
 from soscope.evaluate.metrics import summarize
 from soscope.evaluate.pseudospots import make_pseudospots
-from soscope.pipeline import enhance, print_lightning_once, train_both_stages
+from soscope.pipeline import enhance, print_lightning_once, train_both_stages, uncertainty_layers
 from soscope.plotting import plot_maps
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared data folder sits beside the checkout (../shared), never inside the repository.
 SKIN_DIR = ROOT.parent / "shared" / "data" / "spatialcite_humanskin" / "x3"
 SKIN_BLOCKS = (2, 3)
+SYNTHETIC_TISSUE_SEED = 0
 QUICK = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
 QUICK_EPOCHS = 3
 QUICK_SKIN_FEATURES = 20
@@ -80,12 +81,13 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose("config", overrides=[*base, *overrides])
 
 
-def train_and_enhance(cfg: DictConfig, section: Section) -> np.ndarray:
-    """Train both stages on `section` (checkpoints in a throw-away folder) and enhance it."""
+def train_and_enhance(cfg: DictConfig, section: Section) -> tuple[np.ndarray, np.ndarray | None]:
+    """Train both stages on `section` (checkpoints in a throw-away folder); the enhanced
+    profiles and their predictive sd."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     with tempfile.TemporaryDirectory(prefix="soscope_bench_") as out_dir:
         model, _ = train_both_stages(cfg, SpotDataModule(section, seed=cfg.seed), Path(out_dir))
-        return enhance(cfg, model, section)
+        return enhance(cfg, model, section), uncertainty_layers(cfg, model, section).get("sd")
 
 
 def read_skin(quick: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -111,9 +113,13 @@ def read_skin(quick: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def synthetic_dataset(likelihood: str) -> Dataset:
-    """The synthetic tissue (default size and platform) with `likelihood` counts, seeded per run."""
-    note = f"synthetic Visium tissue ({likelihood} counts, H&E-like image), truth = its subspots"
-    overrides = (f"likelihood={likelihood}",)
+    """The synthetic tissue (default size and platform) with `likelihood` counts."""
+    note = (
+        f"synthetic Visium tissue ({likelihood} counts, H&E-like image, tissue seed "
+        f"{SYNTHETIC_TISSUE_SEED}), truth = its subspots"
+    )
+    # One tissue for every seed, so the spread over seeds is the training's alone.
+    overrides = (f"likelihood={likelihood}", f"data.seed={SYNTHETIC_TISSUE_SEED}")
     return Dataset(f"synthetic_{likelihood}", overrides, lambda cfg: instantiate(cfg.data), note)
 
 
@@ -170,34 +176,37 @@ def method_name(variant: str) -> str:
     return "soscope" if variant == "default" else f"soscope:{variant}"
 
 
-def score(section: Section, pred: np.ndarray) -> Scores:
-    """`summarize` of one prediction against the section's truth, SSIM included."""
+def score(section: Section, pred: np.ndarray, sd: np.ndarray | None = None) -> Scores:
+    """`summarize` of one prediction against the section's truth, SSIM and calibration included."""
     graph = section.graph
     x, sub_to_spot, sub_pos = graph.x.numpy(), graph.sub_to_spot.numpy(), graph.sub_pos.numpy()
-    return summarize(pred, section.truth, x, sub_to_spot, pos=sub_pos)
+    return summarize(pred, section.truth, x, sub_to_spot, pos=sub_pos, sd=sd)
 
 
 def run_one(
     dataset: Dataset, seed: int, args: argparse.Namespace
-) -> tuple[Section, dict[str, np.ndarray]]:
-    """One dataset and seed: the baselines and every variant's enhancement, printed as they go."""
+) -> tuple[Section, dict[str, np.ndarray], dict[str, Scores]]:
+    """One dataset and seed: the baselines and every variant's enhancement and scores, printed
+    as they go."""
     common = [*dataset.overrides, f"seed={seed}", *(QUICK if args.quick else [])]
     epochs = QUICK_EPOCHS if args.quick else args.epochs
     common += [f"epochs.vgae={epochs}", f"epochs.soscope={epochs}"]
     section = dataset.load(compose_config(common))
     predictions = {name: run_baseline(name, section) for name in BASELINES}
+    results = {name: score(section, pred) for name, pred in predictions.items()}
     for variant, overrides in map(parse_variant, args.variants):
         start = time.perf_counter()
         cfg = compose_config([*common, *overrides])
-        pred = predictions[method_name(variant)] = train_and_enhance(cfg, section)
-        scores = score(section, pred)
+        pred, sd = train_and_enhance(cfg, section)
+        predictions[method_name(variant)] = pred
+        scores = results[method_name(variant)] = score(section, pred, sd)
         print(
             f"[{dataset.name} seed={seed} {variant}] {time.perf_counter() - start:.0f}s  "
             f"r={scores['median_pearson']:.3f}  "
             f"within-spot r={scores['median_within_spot_pearson']:.3f}",
             flush=True,
         )
-    return section, predictions
+    return section, predictions, results
 
 
 def mean_sd(values: list[float]) -> str:
@@ -208,14 +217,15 @@ def mean_sd(values: list[float]) -> str:
 
 
 def results_table(results: dict[tuple[str, str], list[Scores]]) -> str:
-    """Markdown: one row per (dataset, method), one column per metric, mean ± sd over seeds."""
-    metrics = list(next(iter(results.values()))[0])
+    """Markdown: one row per (dataset, method), one column per metric, mean ± sd over seeds;
+    "—" where a method has no such metric (calibration for the baselines)."""
+    metrics = list(dict.fromkeys(m for runs in results.values() for m in runs[0]))
     lines = [
         "| dataset | method | " + " | ".join(metrics) + " |",
         "|---|---|" + "---|" * len(metrics),
     ]
     for (dataset, method), runs in results.items():
-        cells = [mean_sd([run[m] for run in runs]) for m in metrics]
+        cells = [mean_sd([run[m] for run in runs]) if m in runs[0] else "—" for m in metrics]
         lines.append(f"| {dataset} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -311,9 +321,9 @@ def main(argv: list[str] | None = None) -> str:
     results: dict[tuple[str, str], list[Scores]] = defaultdict(list)
     for dataset in chosen:
         for seed in args.seeds:
-            section, predictions = run_one(dataset, seed, args)
-            for method, pred in predictions.items():
-                results[(dataset.name, method)].append(score(section, pred))
+            section, predictions, scores = run_one(dataset, seed, args)
+            for method, method_scores in scores.items():
+                results[(dataset.name, method)].append(method_scores)
             if dataset.name == figure_dataset and seed == args.seeds[0]:
                 plot_dataset(section, predictions, args.out.with_suffix(".png"))
             table = results_table(results)  # rewritten after every run: a cut-off run keeps it

@@ -105,6 +105,19 @@ def enhance(cfg: DictConfig, model: SoScopeModule, section: Section) -> np.ndarr
     return model.cpu().enhance(section.graph, cfg.non_negative, cfg.consistency).numpy()
 
 
+def uncertainty_layers(
+    cfg: DictConfig, model: SoScopeModule, section: Section
+) -> dict[str, np.ndarray]:
+    """The .h5ad layers beside X: the predictive sd (when `predictive_sd_samples` > 0) and the
+    model's mean before clipping and spot consistency."""
+    graph, model = section.graph, model.cpu()
+    layers = {"mean_unclipped": model.enhance(graph, non_negative=False).numpy()}
+    if cfg.predictive_sd_samples > 0:
+        sd = model.predictive_sd(graph, cfg.consistency, cfg.predictive_sd_samples, cfg.seed)
+        layers["sd"] = sd.numpy()
+    return layers
+
+
 def stage_figure(
     cfg: DictConfig, module: LatentGraphModule, datamodule: SpotDataModule, path: Path
 ) -> None:
@@ -137,10 +150,13 @@ def train_both_stages(
     return model, trainer
 
 
-def evaluate_against_truth(section: Section, enhanced: np.ndarray) -> dict[str, dict[str, float]]:
+def evaluate_against_truth(
+    section: Section, enhanced: np.ndarray, sd: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
     """soscope and the baselines against the ground truth, when there is one.
 
-    `interpolate` needs spot positions and runs when the section has them.
+    `interpolate` needs spot positions and runs when the section has them; soscope's predictive
+    `sd`, when given, is scored for calibration.
     """
     if section.truth is None:
         return {}
@@ -155,7 +171,8 @@ def evaluate_against_truth(section: Section, enhanced: np.ndarray) -> dict[str, 
         if has_pos or name != "interpolate":
             methods[name] = run_baseline(name, section)
     return {
-        name: summarize(pred, section.truth, x, sub_to_spot, pos) for name, pred in methods.items()
+        name: summarize(pred, section.truth, x, sub_to_spot, pos, sd if name == "soscope" else None)
+        for name, pred in methods.items()
     }
 
 
@@ -165,8 +182,9 @@ def write_outputs(
     enhanced: np.ndarray,
     metrics: dict[str, Any],
     out_dir: Path,
+    layers: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """infer_subspot.npy, enhanced.h5ad and metrics.json, each written atomically."""
+    """infer_subspot.npy, enhanced.h5ad (with `layers`) and metrics.json, each atomically."""
     atomic_save_npy(out_dir / "infer_subspot.npy", enhanced)
     adata = enhanced_anndata(
         enhanced,
@@ -174,6 +192,7 @@ def write_outputs(
         feature_names=section.feature_names,
         spot_names=section.spot_names,
         config=OmegaConf.to_container(cfg, resolve=True),
+        layers=layers,
     )
     write_h5ad_atomic(adata, out_dir / "enhanced.h5ad")
     with atomic_path(out_dir / "metrics.json") as tmp:
@@ -191,7 +210,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     width = max(len(c) for c in columns)
     lines = [f"{'method':<16}" + "  ".join(f"{c:>{width}}" for c in columns)]
     for method, values in methods.items():
-        lines.append(f"{method:<16}" + "  ".join(f"{values[c]:>{width}.4f}" for c in columns))
+        cells = (f"{values.get(c, float('nan')):>{width}.4f}" for c in columns)
+        lines.append(f"{method:<16}" + "  ".join(cells))
     return "\n".join(lines) + tail
 
 
@@ -224,10 +244,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return {"objective": None}
     section = datamodule.section
     enhanced = enhance(cfg, model, section)
-    metrics: dict[str, Any] = evaluate_against_truth(section, enhanced)
+    layers = uncertainty_layers(cfg, model, section)
+    metrics: dict[str, Any] = evaluate_against_truth(section, enhanced, layers.get("sd"))
     score = trainer.callback_metrics.get("soscope/val_heldout_pearson")
     metrics["objective"] = float(score) if score is not None else None
-    write_outputs(cfg, section, enhanced, metrics, out_dir)
+    write_outputs(cfg, section, enhanced, metrics, out_dir, layers)
     report(cfg, metrics)
     print(format_metrics(metrics))
     log.info("outputs written to %s", out_dir)

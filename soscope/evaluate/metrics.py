@@ -146,14 +146,27 @@ def _nanmedian(values: np.ndarray, default: float = float("nan")) -> float:
     return float(np.median(finite)) if finite.size else default
 
 
+def coverage(pred: np.ndarray, sd: np.ndarray, truth: np.ndarray, width: float) -> float:
+    """Fraction of entries whose truth lies within pred ± width·sd (0.68 / 0.95 for 1 / 2 sd
+    of a calibrated Gaussian); NaN-safe."""
+    inside = np.abs(np.asarray(truth) - np.asarray(pred)) <= width * np.asarray(sd)
+    finite = np.isfinite(pred) & np.isfinite(sd) & np.isfinite(truth)
+    return float(inside[finite].mean()) if finite.any() else float("nan")
+
+
 def summarize(
     pred: np.ndarray,
     truth: np.ndarray,
     x: np.ndarray,
     sub_to_spot: np.ndarray,
     pos: np.ndarray | None = None,
+    sd: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The headline numbers of one enhanced map against its truth; SSIM needs subspot `pos`."""
+    """The headline numbers of one enhanced map against its truth; SSIM needs subspot `pos`.
+
+    With a predictive `sd` it also scores calibration: the coverage of the truth by ±1 and
+    ±2 sd.
+    """
     pred = np.asarray(pred, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
     r = pearson_per_feature(pred, truth)
@@ -170,4 +183,7 @@ def summarize(
     }
     if pos is not None:
         scores["median_ssim"] = _nanmedian(ssim_per_feature(pred, truth, pos))
+    if sd is not None:
+        for width in (1, 2):
+            scores[f"coverage_{width}sd"] = coverage(pred, sd, truth, width)
     return scores

@@ -34,3 +34,30 @@ def rescale_to_spots(
             mean = aggregate(sub_b, sub_to_spot, n) / k.clamp(min=1)
             parts.append(sub_b + (x_b - mean)[sub_to_spot])
     return torch.cat(parts, dim=-1)
+
+
+def rescale_spread(
+    likelihood: Likelihood, sd: Tensor, sub_values: Tensor, x: Tensor, sub_to_spot: Tensor
+) -> Tensor:
+    """The predictive sd that goes with `rescale_to_spots(sub_values)`.
+
+    Count blocks scale by the same observed / predicted spot total as their means (1 where the
+    prediction sums to zero); a Gaussian shift leaves the sd as it is.
+    """
+    n = x.size(0)
+    k = spot_counts(sub_to_spot, n).to(x.dtype)
+    parts = []
+    blocks = zip(
+        likelihood.blocks,
+        likelihood.split(sd),
+        likelihood.split(sub_values),
+        likelihood.split(x),
+        strict=True,
+    )
+    for block, sd_b, sub_b, x_b in blocks:
+        if block.is_count:
+            total = aggregate(sub_b.clamp(min=0), sub_to_spot, n)
+            factor = torch.where(total > 0, x_b * k / total.clamp(min=1e-12), 1.0)
+            sd_b = sd_b * factor[sub_to_spot]
+        parts.append(sd_b)
+    return torch.cat(parts, dim=-1)

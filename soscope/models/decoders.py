@@ -40,19 +40,26 @@ class EnhancementDecoder(nn.Module):
     """Raw likelihood parameters of each subspot from its spot's Z and its own image feature.
 
     The input is [Z_spot / K, (2 − 1/K)·Y_subspot], the original's weighting, with K the
-    number of subspots of that spot (per subspot, so variable layouts work too).
+    number of subspots of that spot (per subspot, so variable layouts work too), followed by
+    the subspot's spatial context when `context_dim` > 0 (see `soscope.models.context`).
     """
 
-    def __init__(self, z_dim: int, feat_dim: int, out_dim: int, hidden: int = 128) -> None:
+    def __init__(
+        self, z_dim: int, feat_dim: int, out_dim: int, hidden: int = 128, context_dim: int = 0
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(z_dim + feat_dim, hidden),
+            nn.Linear(z_dim + feat_dim + context_dim, hidden),
             ResidualBlock(hidden),
             ResidualBlock(hidden),
             nn.Linear(hidden, out_dim),
         )
 
-    def forward(self, z_sub: Tensor, feat: Tensor, k_sub: Tensor) -> Tensor:
+    def forward(
+        self, z_sub: Tensor, feat: Tensor, k_sub: Tensor, context: Tensor | None = None
+    ) -> Tensor:
         """`z_sub` (M×z) is each subspot's spot latent, `k_sub` (M×1) its spot's subspot count."""
-        features = (2 - 1 / k_sub) * feat.to(z_sub.dtype)
-        return self.net(torch.cat([z_sub / k_sub, features], dim=-1))
+        inputs = [z_sub / k_sub, (2 - 1 / k_sub) * feat.to(z_sub.dtype)]
+        if context is not None:
+            inputs.append(context)
+        return self.net(torch.cat(inputs, dim=-1))

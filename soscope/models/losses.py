@@ -166,3 +166,23 @@ def node_loss_likelihood(
 def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     """Mean over the rows in `mask`, or over all rows."""
     return values.mean() if mask is None else values[mask].mean()
+
+
+def smoothness(
+    likelihood: Likelihood, sub_mean: Tensor, edge_index: Tensor, edge_weight: Tensor
+) -> Tensor:
+    """Weighted mean over the subspot graph's edges of Σ_features (v_s − v_t)².
+
+    v is log1p of count means and Gaussian means / scale. A spatial prior: together with the
+    spot totals it favours subspot maps that vary smoothly across spot borders, as Tobler's
+    volume-preserving (pycnophylactic) interpolation does; W's image weights let it stop at
+    edges the image shows.
+    """
+    parts = [
+        torch.log1p(values.clamp(min=0)) if block.is_count else values / block.scale
+        for block, values in zip(likelihood.blocks, likelihood.split(sub_mean), strict=True)
+    ]
+    v = torch.cat(parts, dim=-1)
+    src, dst = edge_index
+    energy = (v[src] - v[dst]).pow(2).sum(-1)
+    return (edge_weight * energy).sum() / edge_weight.sum().clamp(min=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -10,7 +11,8 @@ from torch import Tensor, nn
 
 from soscope.data.sample import SpotGraph
 from soscope.models.aggregation import aggregate_mean, spot_counts
-from soscope.models.consistency import CONSISTENCY_MODES, rescale_to_spots
+from soscope.models.consistency import CONSISTENCY_MODES, rescale_spread, rescale_to_spots
+from soscope.models.context import context_width, subspot_context
 from soscope.models.decoders import EnhancementDecoder
 from soscope.models.likelihoods import BlockDistribution
 from soscope.models.losses import (
@@ -19,6 +21,7 @@ from soscope.models.losses import (
     node_loss_likelihood,
     node_loss_mse,
     resolve_graph_mode,
+    smoothness,
 )
 from soscope.training.base import LatentGraphModule
 from soscope.training.schedules import ExponentialSchedule
@@ -27,10 +30,14 @@ GAMMA_MODES = ("loss", "lr")
 
 
 class SoScopeModule(LatentGraphModule):
-    """γ·(node loss + w·BCE(σ(D Dᵀ), W) + β·KL), D = subspot mean − its spot's per-subspot mean.
+    """γ·(node loss + w·BCE(σ(D Dᵀ), W) + λ·smoothness + β·KL), D = subspot mean − its spot's
+    per-subspot mean.
 
     `gamma_mode="loss"` multiplies the loss by γ as the original code does; `"lr"` applies γ
-    as a learning-rate schedule, the original's documented intent.
+    as a learning-rate schedule, the original's documented intent. `subspot_context="interp"`
+    gives the decoder what the neighbouring spots say at each subspot (`soscope.models.context`)
+    and `smooth_weight` (λ) weighs a smoothness prior over the subspot graph; both are off in
+    the original.
     """
 
     stage_name = "soscope"
@@ -43,6 +50,8 @@ class SoScopeModule(LatentGraphModule):
         node_loss: str = "mse",
         gamma: dict | None = None,
         gamma_mode: str = "loss",
+        subspot_context: str = "none",
+        smooth_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -60,6 +69,7 @@ class SoScopeModule(LatentGraphModule):
             self.hparams.feat_dim,
             self.likelihood.subspot_width,
             self.hparams.hidden,
+            context_width(subspot_context, self.hparams.z_dim),
         )
 
     def load_encoder(self, encoder: nn.Module) -> None:
@@ -69,7 +79,10 @@ class SoScopeModule(LatentGraphModule):
     def subspot_distribution(self, batch: SpotGraph, z: Tensor) -> BlockDistribution:
         """p(y | z, image) of every subspot, each decoded from its own spot's latent."""
         k_sub = spot_counts(batch.sub_to_spot, batch.num_nodes)[batch.sub_to_spot]
-        raw = self.decoder(z[batch.sub_to_spot], batch.sub_feat, k_sub)
+        context = None
+        if self.hparams.subspot_context != "none":
+            context = subspot_context(batch, z)
+        raw = self.decoder(z[batch.sub_to_spot], batch.sub_feat, k_sub, context)
         return self.likelihood.subspot_distribution(raw, k_sub)
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
@@ -90,12 +103,15 @@ class SoScopeModule(LatentGraphModule):
             self.hparams.graph_loss, batch.sub_feat.size(0), self.hparams.exact_max_nodes
         )
         graph = graph_bce(deviation, batch.sub_edge_index, batch.sub_edge_weight, mode)
+        smooth = smoothness(self.likelihood, sub_mean, batch.sub_edge_index, batch.sub_edge_weight)
         kl = self.kl(q, z)
         beta, gamma = self.beta(self.global_step), self.gamma(self.global_step)
         loss = node + self.hparams.graph_loss_weight * graph + beta * kl
+        loss = loss + self.hparams.smooth_weight * smooth
         if self.hparams.gamma_mode == "loss":
             loss = gamma * loss
-        terms = {"node_loss": node, "graph_loss": graph, "kl_loss": kl, "beta": beta}
+        terms = {"node_loss": node, "graph_loss": graph, "smooth_loss": smooth, "kl_loss": kl}
+        terms["beta"] = beta
         return loss, {**terms, "gamma": gamma}
 
     def configure_optimizers(self) -> Any:
@@ -118,16 +134,59 @@ class SoScopeModule(LatentGraphModule):
 
         `consistency="rescale"` then makes each spot's subspots re-aggregate to the observed spot.
         """
-        if consistency not in CONSISTENCY_MODES:
-            raise ValueError(
-                f"unknown consistency {consistency!r}; choose from {CONSISTENCY_MODES}"
-            )
-        was_training = self.training
-        self.eval()
-        mean = self.subspot_distribution(batch, self.encode(batch).mean).mean
-        self.train(was_training)
+        check_consistency(consistency)
+        mean = self._evaluated(lambda: self.subspot_distribution(batch, self.encode(batch).mean))
+        mean = mean.mean
         if non_negative:
             mean = F.relu(mean)
         if consistency == "rescale":
             mean = rescale_to_spots(self.likelihood, mean, batch.x, batch.sub_to_spot)
         return mean
+
+    @torch.no_grad()
+    def predictive_sd(
+        self,
+        batch: SpotGraph,
+        consistency: str = "none",
+        n_samples: int = 32,
+        seed: int = 0,
+    ) -> Tensor:
+        """Per-subspot predictive sd: √(E_Z[Var(y | Z)] + Var_Z[E(y | Z)]) over Z ~ q(Z | X, A).
+
+        Z is sampled `n_samples` times from a generator seeded with `seed`, so the output is
+        repeatable; with `consistency="rescale"` it scales with the enhanced mean it goes with.
+        """
+        check_consistency(consistency)
+        generator = torch.Generator(device=batch.x.device).manual_seed(seed)
+
+        def moments() -> tuple[Tensor, Tensor, Tensor]:
+            q = self.encode(batch)
+            at_mean = self.subspot_distribution(batch, q.mean).mean
+            means, variances = [], []
+            for _ in range(n_samples):
+                noise = torch.randn(q.mean.shape, generator=generator, device=q.mean.device)
+                dist = self.subspot_distribution(batch, q.mean + q.stddev * noise)
+                means.append(dist.mean)
+                variances.append(dist.variance)
+            return at_mean, torch.stack(means), torch.stack(variances)
+
+        at_mean, means, variances = self._evaluated(moments)
+        sd = (variances.mean(0) + means.var(0, unbiased=False)).sqrt()
+        if consistency == "rescale":
+            sd = rescale_spread(self.likelihood, sd, at_mean, batch.x, batch.sub_to_spot)
+        return sd
+
+    def _evaluated(self, compute: Callable[[], Any]) -> Any:
+        """`compute()` in eval mode, restoring the training mode afterwards."""
+        was_training = self.training
+        self.eval()
+        try:
+            return compute()
+        finally:
+            self.train(was_training)
+
+
+def check_consistency(consistency: str) -> None:
+    """Refuse an unknown consistency mode."""
+    if consistency not in CONSISTENCY_MODES:
+        raise ValueError(f"unknown consistency {consistency!r}; choose from {CONSISTENCY_MODES}")

@@ -8,6 +8,7 @@ import pytest
 from soscope.evaluate import metrics
 from soscope.evaluate.baselines import replicate
 from soscope.evaluate.metrics import (
+    coverage,
     pearson_per_feature,
     rasterize,
     spearman_per_feature,
@@ -91,3 +92,12 @@ def test_ssim_scores_features_independently_of_the_chunking(monkeypatch):
     whole = ssim_per_feature(pred, truth, pos)
     monkeypatch.setattr(metrics, "SSIM_CHUNK", 1)
     np.testing.assert_allclose(ssim_per_feature(pred, truth, pos), whole)
+
+
+def test_coverage_counts_truth_inside_the_band():
+    pred = np.array([[0.0, 0.0], [1.0, np.nan]])
+    sd = np.array([[1.0, 1.0], [0.5, 1.0]])
+    truth = np.array([[0.5, 1.5], [2.0, 0.0]])
+    assert coverage(pred, sd, truth, 1) == pytest.approx(1 / 3)
+    assert coverage(pred, sd, truth, 2) == 1.0
+    assert np.isnan(coverage(pred[:, 1:2] * np.nan, sd[:, 1:2], truth[:, 1:2], 1))

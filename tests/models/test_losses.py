@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from soscope.models.likelihoods import make_likelihood
-from soscope.models.losses import graph_bce, node_loss_mse, resolve_graph_mode
+from soscope.models.losses import graph_bce, node_loss_mse, resolve_graph_mode, smoothness
 
 
 def dense_bce(embeddings, edge_index, edge_weight, n):
@@ -84,3 +84,25 @@ def test_mse_node_loss_sums_counts_and_averages_gaussians():
     lik = make_likelihood("nb", 2, scale=2.0)
     off = exact + 1.0  # each spot total is 2 too high: MSE 4, over scale 2
     assert node_loss_mse(lik, off, x, k, sub_to_spot).item() == 2.0
+
+
+def test_smoothness_is_the_weighted_mean_edge_energy():
+    likelihood = make_likelihood("nb", 2)
+    mean = torch.tensor([[0.0, 1.0], [0.0, 1.0], [3.0, 0.0]])
+    edges = torch.tensor([[0, 1, 0], [1, 2, 0]])
+    weights = torch.tensor([1.0, 3.0, 1.0])
+    v = torch.log1p(mean)
+    energy = torch.stack(
+        [(v[0] - v[1]).pow(2).sum(), (v[1] - v[2]).pow(2).sum(), v[0].mul(0).sum()]
+    )
+    expected = (weights * energy).sum() / weights.sum()
+    torch.testing.assert_close(smoothness(likelihood, mean, edges, weights), expected)
+    flat = torch.full((3, 2), 4.0)
+    assert smoothness(likelihood, flat, edges, weights) == 0
+    gaussian = make_likelihood("gaussian", 2, scale=2.0)
+    torch.testing.assert_close(
+        smoothness(gaussian, mean, edges[:, :1], weights[:1]), torch.tensor(0.0)
+    )
+    torch.testing.assert_close(
+        smoothness(gaussian, mean, edges[:, 1:2], weights[1:2]), torch.tensor((9 + 1) / 4)
+    )

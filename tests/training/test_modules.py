@@ -1,6 +1,7 @@
 import lightning as L
 import pytest
 import torch
+from torch.distributions import Normal
 
 from soscope.data.datamodule import SpotDataModule
 from soscope.models.aggregation import aggregate, spot_counts
@@ -48,7 +49,7 @@ def test_both_stages_train_and_stage_two_starts_from_stage_one(tiny_tissue):
     )
     loss, terms = model.stage_loss(section.graph)
     assert torch.isfinite(loss)
-    assert set(terms) == {"node_loss", "graph_loss", "kl_loss", "beta", "gamma"}
+    assert set(terms) == {"node_loss", "graph_loss", "smooth_loss", "kl_loss", "beta", "gamma"}
 
 
 def test_gamma_multiplies_the_loss_in_loss_mode(tiny_tissue):
@@ -105,3 +106,49 @@ def test_bad_module_options_are_refused(tiny_tissue):
         SoScopeModule(**module_args(section, gamma_mode="both"))
     with pytest.raises(ValueError, match="heads"):
         VGAEModule(**module_args(section, z_dim=5, heads=4))
+    with pytest.raises(ValueError, match="subspot_context"):
+        SoScopeModule(**module_args(section, subspot_context="kriging"))
+
+
+def test_subspot_context_trains_and_lets_subspots_of_one_spot_differ(tiny_tissue):
+    section = tiny_tissue.to_section()
+    graph = section.graph.clone()
+    graph.sub_feat = torch.ones_like(graph.sub_feat[:, :1])  # no image information at all
+    args = module_args(section, feat_dim=1, subspot_context="interp", smooth_weight=1.0)
+    model = SoScopeModule(**args)
+    loss, terms = model.stage_loss(graph)
+    loss.backward()
+    assert torch.isfinite(loss) and terms["smooth_loss"] > 0
+    assert model.decoder.net[0].weight.grad.abs().sum() > 0
+    raw = model.enhance(graph, non_negative=False)
+    first_spot = raw[graph.sub_to_spot == 0]
+    assert not torch.allclose(first_spot, first_spot[:1].expand_as(first_spot))
+    plain = SoScopeModule(**module_args(section, feat_dim=1)).enhance(graph, non_negative=False)
+    first_plain = plain[graph.sub_to_spot == 0]
+    torch.testing.assert_close(first_plain, first_plain[:1].expand_as(first_plain))
+
+
+def test_predictive_sd_is_positive_repeatable_and_follows_the_rescaled_mean(tiny_tissue):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section))
+    sd = model.predictive_sd(graph, n_samples=4, seed=3)
+    assert sd.shape == (graph.sub_feat.size(0), graph.x.size(1))
+    assert (sd > 0).all()
+    torch.testing.assert_close(sd, model.predictive_sd(graph, n_samples=4, seed=3))
+    assert not torch.equal(sd, model.predictive_sd(graph, n_samples=4, seed=4))
+    rescaled_sd = model.predictive_sd(graph, consistency="rescale", n_samples=4, seed=3)
+    ratio = model.enhance(graph, consistency="rescale") / model.enhance(graph)
+    torch.testing.assert_close(rescaled_sd / sd, ratio, rtol=1e-4, atol=1e-5)
+
+
+def test_predictive_sd_adds_the_latent_spread_to_the_likelihood_variance(tiny_tissue, monkeypatch):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section))
+    with torch.no_grad():
+        at_mean = model.subspot_distribution(graph, model.encode(graph).mean).stddev
+    assert not torch.allclose(model.predictive_sd(graph, n_samples=8), at_mean, rtol=1e-3)
+    encode = model.encode  # a certain Z: only the likelihood's own variance remains
+    monkeypatch.setattr(model, "encode", lambda batch: Normal(encode(batch).mean, 1e-12))
+    torch.testing.assert_close(model.predictive_sd(graph, n_samples=8), at_mean)
