@@ -9,6 +9,7 @@ Hydra writes before the job starts (`.hydra/` and the log), never a partial outp
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -55,6 +56,8 @@ def check_config(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def train_main(cfg: DictConfig) -> float | None:
     """Train both stages and write the outputs; returns the held-out objective for sweepers."""
+    # PyG's import-time notice about torch.jit says nothing to a user of this command.
+    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
     from soscope.pipeline import run
 
     try:
