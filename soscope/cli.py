@@ -15,9 +15,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from soscope.config import CONF_DIR
 from soscope.errors import SoScopeInputError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 INPUT_ERROR_STATUS = 2
 
 

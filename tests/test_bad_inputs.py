@@ -12,10 +12,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 from soscope import infer, two_step_train
-from soscope.cli import CONF_DIR, INPUT_ERROR_STATUS, input_error, train_main
+from soscope.cli import INPUT_ERROR_STATUS, input_error, train_main
+from soscope.config import load_config
 from soscope.data.dataset_h5ad import SUBSPOTS, write_dataset_h5ad
 from soscope.data.reference_io import write_reference_dir
 from soscope.datasets import make_synthetic_tissue
@@ -196,10 +196,7 @@ def bad_dataset_h5ad(tmp_path: Path, tissue, case: str) -> Path:
 
 
 def command_config(out_dir: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config", overrides=[f"paths.output_dir={out_dir}", "logger=none", *overrides]
-        )
+    return load_config("logger=none", *overrides, output_dir=out_dir)
 
 
 def assert_command_refuses(cfg, capsys, *named: str) -> None:

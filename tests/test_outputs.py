@@ -7,9 +7,8 @@ import anndata as ad
 import matplotlib
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from soscope.cli import CONF_DIR
+from soscope.config import load_config
 from soscope.datasets import make_synthetic_tissue
 from soscope.pipeline import run, write_outputs
 
@@ -19,16 +18,7 @@ N_SUBSPOTS = 5 * 5 * 7
 
 
 def config(out_dir: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "config",
-            overrides=[
-                *TINY,
-                f"paths.output_dir={out_dir}",
-                "trainer.enable_progress_bar=false",
-                *overrides,
-            ],
-        )
+    return load_config(*TINY, "trainer.enable_progress_bar=false", *overrides, output_dir=out_dir)
 
 
 @pytest.fixture(scope="module")
