@@ -109,6 +109,7 @@ def subspot_field(key: str, change):
 
     def corrupt(adata):
         adata.uns[SUBSPOTS][key] = change(np.asarray(adata.uns[SUBSPOTS][key]))
+        return adata
 
     return corrupt
 
@@ -116,19 +117,24 @@ def subspot_field(key: str, change):
 def set_x(value, col=0, relative=False):
     def corrupt(adata):
         adata.X = set_cell(value, col=col, relative=relative)(np.asarray(adata.X))
+        return adata
 
     return corrupt
 
 
 def rename(axis: str, names):
-    return lambda adata: setattr(adata, axis, names)
+    def corrupt(adata):
+        setattr(adata, axis, names)
+        return adata
+
+    return corrupt
 
 
 def move_spot_zero(index):
     return np.where(index == 0, 1, index)
 
 
-# name: (change the AnnData, or the path for a damaged file; the field named; the problem)
+# name: (return the AnnData changed, or damage the file; the field named; the problem)
 H5AD_CASES = {
     "wrong shape": (subspot_field("features", np.ravel), "['features']", "2-D"),
     "mismatched spots": (
@@ -149,7 +155,7 @@ H5AD_CASES = {
         "spot totals",
         "non-integer counts in 1 features: gene_1",
     ),
-    "empty tissue": (lambda a: a._inplace_subset_obs(np.zeros(a.n_obs, bool)), " X", "is empty"),
+    "empty tissue": (lambda adata: adata[:0].copy(), " X", "is empty"),
     "duplicate barcodes": (
         rename("obs_names", ["AAAC-1"] * N_SPOTS),
         "obs_names",
@@ -189,9 +195,7 @@ def bad_dataset_h5ad(tmp_path: Path, tissue, case: str) -> Path:
     if corrupt is truncate:
         truncate(path)
     else:
-        adata = ad.read_h5ad(path)
-        corrupt(adata)
-        adata.write_h5ad(path)
+        corrupt(ad.read_h5ad(path)).write_h5ad(path)
     return path
 
 
@@ -264,10 +268,9 @@ def test_on_the_command_line_bad_data_exits_2_without_a_traceback(tmp_path, tiss
     run_dir = tmp_path / "run"
     done = run_command("data=reference_dir", f"data.path={root}", f"hydra.run.dir={run_dir}")
     assert done.returncode == INPUT_ERROR_STATUS
-    assert done.stderr.strip().splitlines() == [
-        f"soscope: error: {root / 'sub_adj.npy'}: " + done.stderr.split("sub_adj.npy: ")[1].strip()
-    ]
-    assert "truncated" in done.stderr and "Traceback" not in done.stderr + done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"soscope: error: {root / 'sub_adj.npy'}: is truncated")
+    assert "Traceback" not in done.stdout
     assert {p.name for p in run_dir.iterdir()} <= HYDRA_FILES
 
 

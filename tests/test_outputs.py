@@ -52,7 +52,8 @@ def test_the_h5ad_is_in_the_scanpy_squidpy_spatial_layout(run_dir, enhanced):
 
 
 def test_scanpy_clusters_the_output_unchanged(enhanced):
-    sc = pytest.importorskip("scanpy")
+    import scanpy as sc
+
     adata = enhanced.copy()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
@@ -63,8 +64,8 @@ def test_scanpy_clusters_the_output_unchanged(enhanced):
 
 
 def test_squidpy_draws_the_output_over_its_image(enhanced, tmp_path):
-    sq = pytest.importorskip("squidpy")
     import matplotlib.pyplot as plt
+    import squidpy as sq
 
     sq.pl.spatial_scatter(enhanced, color=enhanced.var_names[0])
     (axis,) = [a for a in plt.gcf().axes if a.get_title() == enhanced.var_names[0]]
