@@ -10,7 +10,8 @@ import pytest
 
 from soscope.config import load_config
 from soscope.datasets import make_synthetic_tissue
-from soscope.pipeline import run, write_outputs
+from soscope.evaluate.metrics import median_spacing
+from soscope.pipeline import run, subspot_library, write_outputs
 
 matplotlib.use("Agg")
 TINY = ["data.n_rows=5", "data.n_cols=5", "model.z_dim=16", "model.hidden=32"]
@@ -98,3 +99,14 @@ def test_extra_layers_are_written_beside_x(tmp_path):
     assert set(back.layers) == {"truth", "sd", "mean_unclipped"}
     np.testing.assert_allclose(back.layers["sd"], layers["sd"], rtol=1e-6)
     np.testing.assert_allclose(back.layers["mean_unclipped"], values - 2, rtol=1e-6)
+
+
+def test_the_input_library_is_carried_over_with_the_subspot_diameter():
+    section = make_synthetic_tissue(n_rows=3, n_cols=3, seed=0).to_section()
+    section.meta = {
+        "spatial": {"V1": {"images": {}, "scalefactors": {"spot_diameter_fullres": 42}}}
+    }
+    (library,) = subspot_library(section).values()
+    spacing = median_spacing(section.graph.sub_pos.numpy())
+    assert library["scalefactors"]["spot_diameter_fullres"] == pytest.approx(spacing)
+    assert section.meta["spatial"]["V1"]["scalefactors"]["spot_diameter_fullres"] == 42
