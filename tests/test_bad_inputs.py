@@ -274,13 +274,11 @@ def test_on_the_command_line_bad_data_exits_2_without_a_traceback(tmp_path, tiss
     assert {p.name for p in run_dir.iterdir()} <= HYDRA_FILES
 
 
-@pytest.mark.parametrize("group", ["likelihood=zinb", "platform=slide-seq"])
-def test_on_the_command_line_an_unknown_option_is_named(tmp_path, group):
-    done = run_command(group, f"hydra.run.dir={tmp_path / 'run'}")
+def test_on_the_command_line_an_unknown_option_is_named(tmp_path):
+    done = run_command("likelihood=zinb", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    name, _, option = group.partition("=")
-    assert f"Could not find '{name}/{option}'" in done.stderr
-    assert f"Available options in '{name}'" in done.stderr
+    assert "Could not find 'likelihood/zinb'" in done.stderr
+    assert "Available options in 'likelihood'" in done.stderr
     assert not (tmp_path / "run").exists()
 
 
