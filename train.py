@@ -1,16 +1,9 @@
-"""Train soscope on a section and write the enhanced profiles: `python train.py --help`."""
+"""Train soscope on a section and write the enhanced profiles: `python train.py --help`.
 
-import hydra
-from omegaconf import DictConfig
+The same command as `soscope-train`; both run `soscope.cli.train_main`.
+"""
 
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
-    """Run one job; returns the held-out spot score for sweepers (None without validation)."""
-    from soscope.pipeline import run
-
-    return run(cfg)["objective"]
-
+from soscope.cli import train_main
 
 if __name__ == "__main__":
-    main()
+    train_main()

@@ -16,14 +16,15 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from soscope.data.anndata_io import enhanced_anndata, write_h5ad_atomic
+from soscope.data.anndata_io import enhanced_anndata, spatial_library, write_h5ad_atomic
 from soscope.data.datamodule import SpotDataModule
 from soscope.data.sample import Section
 from soscope.errors import SoScopeInputError
 from soscope.evaluate.baselines import BASELINES, run_baseline
-from soscope.evaluate.metrics import summarize
+from soscope.evaluate.metrics import median_spacing, summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.plotting import plot_enhanced, plot_reconstruction
+from soscope.report import write_run_figures, write_summary
 from soscope.training.base import LatentGraphModule
 from soscope.training.callbacks import StepSeed
 from soscope.training.loggers import finish, flatten, log_figure, log_summary
@@ -176,6 +177,16 @@ def evaluate_against_truth(
     }
 
 
+def subspot_library(section: Section) -> dict[str, dict] | None:
+    """`uns['spatial']` of the enhanced subspots: the input's libraries, else one made from the
+    section's image; None when the section has no subspot positions to place."""
+    sub_pos = getattr(section.graph, "sub_pos", None)
+    if sub_pos is None:
+        return None
+    diameter = section.meta.get("sub_diameter") or median_spacing(sub_pos.numpy())
+    return spatial_library(diameter, section.meta.get("spatial"), section.image, section.name)
+
+
 def write_outputs(
     cfg: DictConfig,
     section: Section,
@@ -184,15 +195,21 @@ def write_outputs(
     out_dir: Path,
     layers: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """infer_subspot.npy, enhanced.h5ad (with `layers`) and metrics.json, each atomically."""
+    """infer_subspot.npy, enhanced.h5ad and metrics.json, each written atomically.
+
+    `layers` (name → M×G array, e.g. the predictive sd) go into the .h5ad beside `X`, and so
+    does the ground truth when the section has one.
+    """
     atomic_save_npy(out_dir / "infer_subspot.npy", enhanced)
+    truth = {} if section.truth is None else {"truth": section.truth}
     adata = enhanced_anndata(
         enhanced,
         section.graph,
         feature_names=section.feature_names,
         spot_names=section.spot_names,
         config=OmegaConf.to_container(cfg, resolve=True),
-        layers=layers,
+        layers={**truth, **(layers or {})},
+        spatial=subspot_library(section),
     )
     write_h5ad_atomic(adata, out_dir / "enhanced.h5ad")
     with atomic_path(out_dir / "metrics.json") as tmp:
@@ -249,19 +266,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     score = trainer.callback_metrics.get("soscope/val_heldout_pearson")
     metrics["objective"] = float(score) if score is not None else None
     write_outputs(cfg, section, enhanced, metrics, out_dir, layers)
-    report(cfg, metrics)
+    report(cfg, section, metrics, out_dir)
     print(format_metrics(metrics))
     log.info("outputs written to %s", out_dir)
     return metrics
 
 
-def report(cfg: DictConfig, metrics: dict[str, Any]) -> None:
-    """The evaluation numbers and the objective into the experiment logger, in their own run."""
-    if not cfg.get("logger"):
-        return
-    logger = instantiate(cfg.logger)(name="evaluation")
-    values = flatten({k: v for k, v in metrics.items() if isinstance(v, dict)}, "eval")
-    values["objective"] = metrics["objective"]
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    log_summary(logger, values, step=0)
-    finish(logger)
+def report(cfg: DictConfig, section: Section, metrics: dict[str, Any], out_dir: Path) -> None:
+    """The run's figures and summary.md into the run folder; the evaluation numbers, the
+    objective and the figures into the experiment logger, in their own run."""
+    figures = write_run_figures(cfg, metrics, out_dir)
+    if cfg.get("logger"):
+        logger = instantiate(cfg.logger)(name="evaluation")
+        values = flatten({k: v for k, v in metrics.items() if isinstance(v, dict)}, "eval")
+        values["objective"] = metrics["objective"]
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        log_summary(logger, values, step=0)
+        for name, path in figures.items():
+            log_figure(logger, f"evaluation/{name}", path, step=0)
+        finish(logger)
+    write_summary(cfg, section, metrics, out_dir)

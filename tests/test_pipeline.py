@@ -42,7 +42,7 @@ def test_the_job_writes_every_output(tmp_path):
     adata = ad.read_h5ad(tmp_path / "enhanced.h5ad")
     assert adata.shape == enhanced.shape == (36 * 7, 9)
     assert adata.obsm["spatial"].shape == (36 * 7, 2)
-    assert adata.uns["soscope"]["likelihood"]["name"] == "nb"
+    assert adata.uns["soscope"]["config"]["likelihood"]["name"] == "nb"
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import platform
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from soscope.data.sample import SpotGraph
 from soscope.io_utils import atomic_path
 
 SCALARS = (str, int, float, bool, np.number, np.bool_)
+VERSIONED = ("soscope", "torch", "torch-geometric", "lightning", "hydra-core", "anndata", "numpy")
 
 
 def plain(value: Any) -> Any:
@@ -47,6 +51,36 @@ def index_within_spot(sub_to_spot: np.ndarray) -> np.ndarray:
     return index
 
 
+def package_versions() -> dict[str, str]:
+    """Python's and the main packages' versions, recorded with every output for reproduction."""
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def spatial_library(
+    sub_diameter: float,
+    carried: dict | None = None,
+    image: np.ndarray | None = None,
+    library_id: str = "section",
+) -> dict[str, dict]:
+    """`uns['spatial']` for the subspots: the input's libraries (images, scale factors) carried
+    over, or one library `library_id` holding `image` in the full-resolution frame (scale 1);
+    every library's `spot_diameter_fullres` becomes the subspot diameter."""
+    if carried:
+        libraries = copy.deepcopy(dict(carried))
+    else:
+        images = {} if image is None else {"hires": np.asarray(image)}
+        libraries = {library_id: {"images": images, "scalefactors": {"tissue_hires_scalef": 1.0}}}
+    for library in libraries.values():
+        library.setdefault("scalefactors", {})["spot_diameter_fullres"] = float(sub_diameter)
+    return libraries
+
+
 def _check_length(what: str, found: int, expected: int) -> None:
     if found != expected:
         raise ValueError(f"{what}: expected {expected}, found {found}")
@@ -59,10 +93,12 @@ def enhanced_anndata(
     spot_names: list[str] | None = None,
     config: dict | None = None,
     layers: dict[str, np.ndarray] | None = None,
+    spatial: dict[str, dict] | None = None,
 ) -> ad.AnnData:
     """One row per subspot: `X` the enhanced profiles (float32), `obs['spot']` its parent spot
     (categorical), `obs['subspot']` its index within the spot, `obsm['spatial']` its position
-    (when the graph has `sub_pos`), `uns['soscope']` the run's config, `layers` as given.
+    (when the graph has `sub_pos`), `uns['soscope']` the run's `config` and the package
+    `versions`, `uns['spatial']` as given (see `spatial_library`), `layers` as given.
 
     Feature names default to `graph.feature_names` when set, else `f0`, `f1`, …; spot names
     to `spot_0`, `spot_1`, ….
@@ -92,11 +128,15 @@ def enhanced_anndata(
         X=profiles,
         obs=obs,
         var=pd.DataFrame(index=[str(name) for name in feature_names]),
-        layers=layers,
     )
+    for name, values in (layers or {}).items():
+        _check_length(f"rows of layer {name!r}", len(values), len(profiles))
+        adata.layers[name] = np.asarray(values)
     if getattr(graph, "sub_pos", None) is not None:
         adata.obsm["spatial"] = graph.sub_pos.detach().cpu().numpy().astype(np.float64)
-    adata.uns["soscope"] = plain(config or {})
+    if spatial is not None:
+        adata.uns["spatial"] = spatial
+    adata.uns["soscope"] = {"config": plain(config or {}), "versions": package_versions()}
     return adata
 
 

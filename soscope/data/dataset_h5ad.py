@@ -4,7 +4,9 @@ Layout (N spots, M subspots): `X` the spot profiles x (per-subspot mean), `var_n
 features, `obs_names` the spots, `obsm['spatial']` spot positions (full-resolution pixels),
 `obsp['soscope_graph']` the spot graph A, and `uns['soscope_subspots']` with `features`
 (M×D), `sub_to_spot` (M), `edges` (E'×3 rows i, j, w of the subspot graph W) and optionally
-`positions` (M×2) and `truth` (M×G). Graphs are stored without self-loops.
+`positions` (M×2) and `truth` (M×G). Graphs are stored without self-loops. An
+`uns['spatial']` (scanpy/squidpy: images and scale factors per library) travels along into
+`Section.meta['spatial']`, so the enhanced output can carry it over.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import torch
 
 from soscope.data.reference_io import count_columns, edge_rows, edges_with_self_loops
 from soscope.data.sample import Section, make_spot_graph
-from soscope.data.validate import check_counts, check_matrix, to_float32
+from soscope.data.validate import (
+    check_counts,
+    check_matrix,
+    check_numeric,
+    check_unique,
+    to_float32,
+)
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_path
 
@@ -41,6 +49,8 @@ def write_dataset_h5ad(section: Section, path: str | Path) -> None:
     if section.truth is not None:
         subspots["truth"] = np.asarray(section.truth, dtype=np.float32)
     adata = ad.AnnData(X=graph.x.numpy(), uns={SUBSPOTS: subspots})
+    if "spatial" in section.meta:
+        adata.uns["spatial"] = section.meta["spatial"]
     adata.var_names = section.feature_names
     adata.obs_names = section.spot_names or [f"spot_{i}" for i in range(n)]
     adata.obsp[GRAPH] = adjacency
@@ -61,9 +71,48 @@ def _read(path: Path) -> ad.AnnData:
 
 def _required(adata: ad.AnnData, path: Path, where: str, key: str):
     store = adata.uns.get(SUBSPOTS, {}) if where == "uns" else getattr(adata, where)
-    if key not in store:
+    if not hasattr(store, "keys") or key not in store:
         raise SoScopeInputError(path, f"is not a soscope dataset: {where}['{key}'] is missing")
     return store[key]
+
+
+def _matrix(value, source: str, rows: int | None = None, ncols: int | None = None) -> np.ndarray:
+    """A finite float32 matrix from an h5ad field (dense or sparse) with the expected shape."""
+    array = value.toarray() if sp.issparse(value) else np.asarray(value)
+    array = to_float32(check_matrix(check_numeric(array, source), source, ncols), source)
+    if rows is not None and len(array) != rows:
+        raise SoScopeInputError(source, f"has {len(array)} rows, expected {rows}")
+    return array
+
+
+def _sub_to_spot(value, source: str, n_subspots: int, n_spots: int) -> np.ndarray:
+    """Each subspot's spot, an integer in [0, n_spots); every spot must have a subspot."""
+    index = check_numeric(value, source)
+    if index.shape != (n_subspots,) or not np.isin(index, np.arange(n_spots)).all():
+        raise SoScopeInputError(
+            source,
+            f"must give each of the {n_subspots} subspots a spot in 0…{n_spots - 1} "
+            f"(found shape {index.shape}, values {np.unique(index)[:5].tolist()}…)",
+        )
+    empty = np.flatnonzero(np.bincount(index.astype(np.int64), minlength=n_spots) == 0)
+    if len(empty):
+        raise SoScopeInputError(
+            source, f"{len(empty)} spots have no subspot (the first: spot {int(empty[0])})"
+        )
+    return index.astype(np.int64)
+
+
+def _extras(adata: ad.AnnData, path: Path, n_spots: int, n_subspots: int) -> dict:
+    """Spot and subspot positions when the file has them."""
+    extra = {}
+    if "spatial" in adata.obsm:
+        pos = _matrix(adata.obsm["spatial"], f"{path} obsm['spatial']", n_spots, 2)
+        extra["pos"] = torch.from_numpy(pos)
+    if "positions" in adata.uns[SUBSPOTS]:
+        source = f"{path} uns['{SUBSPOTS}']['positions']"
+        sub_pos = _matrix(adata.uns[SUBSPOTS]["positions"], source, n_subspots, 2)
+        extra["sub_pos"] = torch.from_numpy(sub_pos)
+    return extra
 
 
 def read_dataset_h5ad(
@@ -72,43 +121,43 @@ def read_dataset_h5ad(
     """Read and validate a dataset `.h5ad` into a `Section` (graphs with self-loops added)."""
     path = Path(path)
     adata = _read(path)
-    x = to_float32(check_matrix(np.asarray(sp.csr_matrix(adata.X).todense()), f"{path} X"), path)
+    x = _matrix(adata.X, f"{path} X")
     n = x.shape[0]
-    features = np.asarray(_required(adata, path, "uns", "features"))
-    features = to_float32(check_matrix(features, f"{path} features"), path)
-    sub_to_spot = np.asarray(_required(adata, path, "uns", "sub_to_spot"))
-    if sub_to_spot.shape != (len(features),) or not np.isin(sub_to_spot, np.arange(n)).all():
-        raise SoScopeInputError(
-            path, f"sub_to_spot must give each of the {len(features)} subspots a spot in 0…{n - 1}"
-        )
-    names = list(adata.var_names)
+    names = [str(name) for name in adata.var_names]
+    check_unique(names, f"{path} var_names", "feature names")
+    check_unique([str(name) for name in adata.obs_names], f"{path} obs_names", "spot names")
+    uns = f"{path} uns['{SUBSPOTS}']"
+    features = _matrix(_required(adata, path, "uns", "features"), f"{uns}['features']")
+    m = len(features)
+    sub_to_spot = _sub_to_spot(
+        _required(adata, path, "uns", "sub_to_spot"), f"{uns}['sub_to_spot']", m, n
+    )
     columns = count_columns(likelihood, protein_dim)
     if columns is not None:
         totals = x[:, columns].astype(np.float64) * np.bincount(sub_to_spot, minlength=n)[:, None]
         check_counts(totals, f"{path} (spot totals = X × subspots per spot)", names[columns])
     spot_edges = sp.coo_matrix(_required(adata, path, "obsp", GRAPH))
     spot_rows = np.column_stack([spot_edges.row, spot_edges.col, spot_edges.data])
-    extra = {}
-    if "spatial" in adata.obsm:
-        extra["pos"] = torch.from_numpy(to_float32(np.asarray(adata.obsm["spatial"]), path))
-    if "positions" in adata.uns[SUBSPOTS]:
-        sub_pos = np.asarray(adata.uns[SUBSPOTS]["positions"])
-        extra["sub_pos"] = torch.from_numpy(to_float32(check_matrix(sub_pos, path, 2), path))
     graph = make_spot_graph(
         torch.from_numpy(x),
         *edges_with_self_loops(spot_rows, n, f"{path} obsp['{GRAPH}']"),
         torch.from_numpy(features),
         *edges_with_self_loops(
-            _required(adata, path, "uns", "edges"), len(features), f"{path} edges"
+            check_numeric(_required(adata, path, "uns", "edges"), f"{uns}['edges']"),
+            m,
+            f"{uns}['edges']",
         ),
-        torch.from_numpy(sub_to_spot.astype(np.int64)),
-        **extra,
+        torch.from_numpy(sub_to_spot),
+        **_extras(adata, path, n, m),
     )
     truth = adata.uns[SUBSPOTS].get("truth")
+    if truth is not None:
+        truth = _matrix(truth, f"{uns}['truth']", m, x.shape[1])
     return Section(
         graph=graph,
         feature_names=names,
         spot_names=list(adata.obs_names),
-        truth=None if truth is None else np.asarray(truth),
+        truth=truth,
         name=path.stem,
+        meta={"spatial": dict(adata.uns["spatial"])} if "spatial" in adata.uns else {},
     )

@@ -24,6 +24,7 @@ from soscope.data.validate import (
     check_edges,
     check_matrix,
     check_subspot_rows,
+    check_unique,
     load_npy,
     to_float32,
 )
@@ -85,6 +86,7 @@ def _read_feature_names(path: Path, n_features: int) -> list[str]:
     names = [name for name in names if name]
     if len(names) != n_features:
         raise SoScopeInputError(path, f"has {len(names)} names for the {n_features} features")
+    check_unique(names, path, "feature names")
     return names
 
 

@@ -70,9 +70,26 @@ def load_npy(path: str | Path) -> np.ndarray:
         )
     if array is None:
         raise SoScopeInputError(path, "is empty or not a .npy file (no NumPy header)")
-    if array.dtype.kind not in "biuf":
-        raise SoScopeInputError(path, f"holds {array.dtype} values, not real numbers")
+    array = check_numeric(array, path)
     return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
+def check_numeric(array: np.ndarray, source: str | Path) -> np.ndarray:
+    """Bool, integer or real values only: text, objects and complex numbers are refused."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise SoScopeInputError(source, f"holds {array.dtype} values, not real numbers")
+    return array
+
+
+def check_unique(names: Sequence[str], source: str | Path, what: str) -> None:
+    """No name twice (spot barcodes, feature names): rows would be ambiguous downstream."""
+    seen: set[str] = set()
+    twice = [name for name in names if name in seen or seen.add(name)]
+    if twice:
+        raise SoScopeInputError(
+            source, f"duplicate {what}: {_list_some(sorted(set(map(str, twice))))}"
+        )
 
 
 def check_matrix(array: np.ndarray, source: str | Path, ncols: int | None = None) -> np.ndarray:

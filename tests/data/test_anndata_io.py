@@ -1,5 +1,6 @@
 """The AnnData output: what lands in obs, obsm, var, uns and layers, and that it writes as h5ad."""
 
+from importlib.metadata import version
 from pathlib import Path
 
 import anndata as ad
@@ -7,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from soscope.data.anndata_io import enhanced_anndata, index_within_spot, plain, write_h5ad_atomic
+from soscope.data.anndata_io import (
+    VERSIONED,
+    enhanced_anndata,
+    index_within_spot,
+    package_versions,
+    plain,
+    spatial_library,
+    write_h5ad_atomic,
+)
 from soscope.data.sample import fixed_layout, make_spot_graph
 
 
@@ -59,7 +68,7 @@ def test_obs_var_obsm_uns_and_layers():
     assert adata.obs_names.is_unique
     np.testing.assert_array_equal(adata.obsm["spatial"], graph.sub_pos.numpy())
     np.testing.assert_array_equal(adata.layers["truth"], truth)
-    uns = adata.uns["soscope"]
+    uns = adata.uns["soscope"]["config"]
     assert uns["likelihood"] == {"name": "nb", "protein_dim": 0}
     assert uns["ckpt_path"] == "None" and uns["epochs"] == [10, 20] and uns["flag"] is True
     assert uns["callbacks"] == {"0": {"_target_": "a.B", "every": 5}, "1": {"_target_": "c.D"}}
@@ -69,7 +78,8 @@ def test_defaults_and_no_positions():
     adata = enhanced_anndata(np.zeros((4, 3)), tiny_graph([0, 0, 1, 1], with_positions=False))
     assert list(adata.var_names) == ["f0", "f1", "f2"]
     assert list(adata.obs["spot"].cat.categories) == ["spot_0", "spot_1"]
-    assert "spatial" not in adata.obsm and adata.uns["soscope"] == {}
+    assert "spatial" not in adata.obsm and adata.uns["soscope"]["config"] == {}
+    assert "spatial" not in adata.uns
 
 
 @pytest.mark.parametrize(
@@ -109,6 +119,44 @@ def test_mismatched_lengths_are_refused():
         enhanced_anndata(np.zeros((4, 3)), graph, spot_names=["a", "b", "c"])
 
 
+def test_layers_must_have_a_row_per_subspot():
+    with pytest.raises(ValueError, match="rows of layer 'sd'"):
+        enhanced_anndata(np.zeros((4, 3)), tiny_graph([0, 0, 1, 1]), layers={"sd": np.ones((3, 3))})
+
+
+def test_versions_name_python_and_the_main_packages():
+    versions = package_versions()
+    assert set(versions) == {"python", *VERSIONED}
+    assert versions["numpy"] == np.__version__
+
+
+def test_spatial_library_from_an_image_is_in_the_full_resolution_frame():
+    image = np.zeros((30, 40, 3), dtype=np.uint8)
+    libraries = spatial_library(7.5, image=image, library_id="tissue")
+    assert list(libraries) == ["tissue"]
+    assert libraries["tissue"]["images"]["hires"] is not None
+    assert libraries["tissue"]["scalefactors"] == {
+        "tissue_hires_scalef": 1.0,
+        "spot_diameter_fullres": 7.5,
+    }
+
+
+def test_spatial_library_carries_the_input_over_with_the_subspot_diameter():
+    carried = {
+        "V1": {
+            "images": {"lowres": np.ones((5, 5, 3))},
+            "scalefactors": {"tissue_lowres_scalef": 0.05, "spot_diameter_fullres": 89.4},
+        }
+    }
+    libraries = spatial_library(30.0, carried=carried, image=np.zeros((2, 2, 3)))
+    assert list(libraries) == ["V1"] and list(libraries["V1"]["images"]) == ["lowres"]
+    assert libraries["V1"]["scalefactors"] == {
+        "tissue_lowres_scalef": 0.05,
+        "spot_diameter_fullres": 30.0,
+    }
+    assert carried["V1"]["scalefactors"]["spot_diameter_fullres"] == 89.4  # input untouched
+
+
 def test_plain_keeps_scalars_and_arrays_and_stringifies_the_rest():
     array = np.arange(3)
     converted = plain({"a": np.float32(1.5), "b": array, "c": ("x", None), 4: Path("/data/x")})
@@ -134,7 +182,8 @@ def test_h5ad_round_trip(tmp_path):
     np.testing.assert_array_equal(back.obsm["spatial"], adata.obsm["spatial"])
     assert back.layers["raw"].dtype == np.int32
     assert list(back.var_names) == ["f0", "f1", "f2"]
-    uns = back.uns["soscope"]
+    assert back.uns["soscope"]["versions"]["anndata"] == version("anndata")
+    uns = back.uns["soscope"]["config"]
     assert uns["likelihood"]["name"] == "nb" and uns["likelihood"]["protein_dim"] == 0
     assert uns["ckpt_path"] == "None" and list(uns["epochs"]) == [10, 20]
     assert uns["callbacks"]["0"]["_target_"] == "a.B" and uns["callbacks"]["0"]["every"] == 5

@@ -39,3 +39,13 @@ def test_bad_dataset_files_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(SoScopeInputError, match="fractional.h5ad.*non-integer"):
         read_dataset_h5ad(tmp_path / "fractional.h5ad", likelihood="nb")
     read_dataset_h5ad(tmp_path / "fractional.h5ad", likelihood="gaussian")
+
+
+def test_uns_spatial_travels_through_the_dataset_file(tmp_path):
+    section = make_synthetic_tissue(n_rows=3, n_cols=3, seed=0).to_section()
+    library = {"images": {"hires": np.zeros((4, 5, 3), np.uint8)}, "scalefactors": {"x": 0.5}}
+    section.meta["spatial"] = {"V1_skin": library}
+    write_dataset_h5ad(section, tmp_path / "dataset.h5ad")
+    back = read_dataset_h5ad(tmp_path / "dataset.h5ad").meta["spatial"]
+    assert list(back) == ["V1_skin"] and back["V1_skin"]["scalefactors"]["x"] == 0.5
+    assert back["V1_skin"]["images"]["hires"].shape == (4, 5, 3)

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from soscope.data.reference_io import read_reference_dir
+from soscope.data.reference_io import count_columns, read_reference_dir
 from soscope.data.sample import SpotGraph
 from soscope.errors import SoScopeInputError
+from soscope.models.likelihoods import LIKELIHOODS
 
 GARBAGE = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
@@ -21,6 +22,7 @@ GARBAGE = st.one_of(
 )
 DTYPES = st.sampled_from([np.float64, np.float32, np.int64, np.int32, np.bool_, np.uint8, ">f8"])
 ODD_DTYPES = st.sampled_from([np.complex128, "U4", object])
+PROTEIN_DIM = 1  # the joint likelihoods' first block: one column
 CORRUPT = st.sampled_from([False, False, False, False, True])
 """True one time in five: each file is garbage that often, so valid directories also occur."""
 
@@ -105,6 +107,7 @@ def text_files(draw, n_rows, n_features):
         files["feature_names.txt"] = draw(
             st.one_of(
                 st.just("\n".join(f"g{i}" for i in range(count)).encode()),
+                st.just("\n".join(f"g{i // 2}" for i in range(count)).encode()),  # duplicates
                 st.binary(max_size=40),
             )
         )
@@ -153,18 +156,20 @@ def assert_valid(graph, likelihood):
         assert set(index[0, index[0] == index[1]].tolist()) == set(range(n_nodes))
     assert graph.sub_to_spot.bincount(minlength=n_spots).tolist() == [k] * n_spots
     assert len(graph.feature_names) == graph.x.size(1)
+    assert len(set(graph.feature_names)) == len(graph.feature_names)
     for key, rows in (("pos", n_spots), ("sub_pos", n_sub)):
         xy = getattr(graph, key, None)
         assert xy is None or (xy.shape == (rows, 2) and torch.isfinite(xy).all())
-    if likelihood == "nb":
-        totals = graph.x.double() * k
+    columns = count_columns(likelihood, PROTEIN_DIM)
+    if columns is not None:
+        totals = graph.x[:, columns].double() * k
         assert (totals >= 0).all() and torch.allclose(totals, totals.round(), atol=1e-2)
 
 
 @settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(files=datasets(), likelihood=st.sampled_from([None, "nb", "gaussian"]))
+@given(files=datasets(), likelihood=st.sampled_from([None, *LIKELIHOODS]))
 def test_read_returns_a_valid_graph_or_raises_input_error(files, likelihood):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "dataset"
@@ -172,7 +177,7 @@ def test_read_returns_a_valid_graph_or_raises_input_error(files, likelihood):
         for name, data in files.items():
             (root / name).write_bytes(data)
         try:
-            graph = read_reference_dir(root, likelihood=likelihood)
+            graph = read_reference_dir(root, likelihood=likelihood, protein_dim=PROTEIN_DIM)
         except SoScopeInputError as err:
             assert str(root) in str(err)
         else:
