@@ -4,7 +4,9 @@ Layout (N spots, M subspots): `X` the spot profiles x (per-subspot mean), `var_n
 features, `obs_names` the spots, `obsm['spatial']` spot positions (full-resolution pixels),
 `obsp['soscope_graph']` the spot graph A, and `uns['soscope_subspots']` with `features`
 (M×D), `sub_to_spot` (M), `edges` (E'×3 rows i, j, w of the subspot graph W) and optionally
-`positions` (M×2) and `truth` (M×G). Graphs are stored without self-loops.
+`positions` (M×2) and `truth` (M×G). Graphs are stored without self-loops. Optional:
+`layers` (e.g. `counts`, the raw spot counts from preprocessing) and `uns['soscope_meta']`, the
+section's `meta` (how it was made: layout, image scale, sources).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from soscope.data.validate import check_counts, check_matrix, to_float32
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_path
 
-GRAPH, SUBSPOTS = "soscope_graph", "soscope_subspots"
+GRAPH, SUBSPOTS, META = "soscope_graph", "soscope_subspots", "soscope_meta"
 
 
-def write_dataset_h5ad(section: Section, path: str | Path) -> None:
-    """Write a section as one dataset `.h5ad` (atomically)."""
+def write_dataset_h5ad(
+    section: Section, path: str | Path, layers: dict[str, np.ndarray] | None = None
+) -> None:
+    """Write a section as one dataset `.h5ad` (atomically), with extra spot × feature `layers`."""
     graph = section.graph
     n = graph.num_spots
     rows = edge_rows(graph.edge_index, graph.edge_weight)
@@ -40,7 +44,10 @@ def write_dataset_h5ad(section: Section, path: str | Path) -> None:
         subspots["positions"] = graph.sub_pos.numpy()
     if section.truth is not None:
         subspots["truth"] = np.asarray(section.truth, dtype=np.float32)
-    adata = ad.AnnData(X=graph.x.numpy(), uns={SUBSPOTS: subspots})
+    uns = {SUBSPOTS: subspots}
+    if section.meta:
+        uns[META] = {k: v for k, v in section.meta.items() if v is not None}
+    adata = ad.AnnData(X=graph.x.numpy(), uns=uns, layers=layers)
     adata.var_names = section.feature_names
     adata.obs_names = section.spot_names or [f"spot_{i}" for i in range(n)]
     adata.obsp[GRAPH] = adjacency
@@ -50,7 +57,9 @@ def write_dataset_h5ad(section: Section, path: str | Path) -> None:
         adata.write_h5ad(tmp)
 
 
-def _read(path: Path) -> ad.AnnData:
+def read_h5ad_checked(path: str | Path) -> ad.AnnData:
+    """`anndata.read_h5ad`, with a missing or damaged file reported as `SoScopeInputError`."""
+    path = Path(path)
     if not path.is_file():
         raise SoScopeInputError(path, "file not found")
     try:
@@ -71,7 +80,7 @@ def read_dataset_h5ad(
 ) -> Section:
     """Read and validate a dataset `.h5ad` into a `Section` (graphs with self-loops added)."""
     path = Path(path)
-    adata = _read(path)
+    adata = read_h5ad_checked(path)
     x = to_float32(check_matrix(np.asarray(sp.csr_matrix(adata.X).todense()), f"{path} X"), path)
     n = x.shape[0]
     features = np.asarray(_required(adata, path, "uns", "features"))
@@ -111,4 +120,5 @@ def read_dataset_h5ad(
         spot_names=list(adata.obs_names),
         truth=None if truth is None else np.asarray(truth),
         name=path.stem,
+        meta=dict(adata.uns.get(META, {})),
     )

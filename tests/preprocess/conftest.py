@@ -1,0 +1,28 @@
+"""Fixtures of the preprocessing tests: a small synthetic Visium tissue and the command's config."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from soscope.datasets import make_synthetic_tissue
+from soscope.preprocess.cli import CONFIG_DIR
+
+
+@pytest.fixture(scope="session")
+def visium_tissue():
+    """6 × 6 Visium spots, 252 subspots, 12 NB genes, an H&E-like image."""
+    return make_synthetic_tissue(n_rows=6, n_cols=6, n_features=12, seed=1)
+
+
+@pytest.fixture
+def preprocess_config(tmp_path: Path):
+    """Compose `conf_preprocess` with overrides; the feature cache lives in `tmp_path`."""
+
+    def compose_config(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(
+                "preprocess", overrides=[f"cache_dir={tmp_path / 'cache'}", *overrides]
+            )
+
+    return compose_config
