@@ -18,11 +18,12 @@ import torch
 from torch_geometric.utils import add_remaining_self_loops
 
 from soscope.data.graph import (
+    PLATFORM_OFFSETS,
     build_knn_graph,
     build_spot_graph,
     platform_offsets,
 )
-from soscope.data.sample import Section, make_spot_graph
+from soscope.data.sample import Section, SpotGraph, make_spot_graph
 from soscope.errors import SoScopeInputError
 from soscope.preprocess.extractors import Extractor
 from soscope.preprocess.feature_cache import cached_features
@@ -66,6 +67,15 @@ class LayoutSpec:
     spot_diameter: float | None = None
 
 
+@dataclass(frozen=True)
+class GivenCells:
+    """Cell centroids as given (file order) and which of them became subspots, in layout order:
+    features computed elsewhere come one row per given cell and are picked through `kept`."""
+
+    centroids: np.ndarray
+    kept: np.ndarray
+
+
 @dataclass
 class BuiltDataset:
     """The section ready to write, the raw counts of its spots (N × G) and the run's summary."""
@@ -90,49 +100,29 @@ def build_dataset(
     timer = timer or StepTimer()
     with timer("select features"):
         chosen = select_features(raw.counts, raw.feature_names, **(genes or {}))
-        counts = raw.counts[:, chosen].toarray()
     with timer("layout"):
-        fit = None
-        if raw.array_coords is not None:
-            fit = fit_lattice(raw.array_coords, raw.spot_pos, raw.positions_source)
-        subspots = make_layout(layout, raw, fit)
-        spots = np.flatnonzero(np.bincount(subspots.sub_to_spot, minlength=len(counts)) > 0)
-        subspots = _keep_spots(subspots, spots)
+        subspots, spots, cells = lay_out(layout, raw)
     with timer("image features"):
-        sub_feat, cached, patch = subspot_features(extractor, raw, subspots, cache_dir)
+        sub_feat, cached, patch = subspot_features(extractor, raw, subspots, cells, cache_dir)
         if standardize:
             sub_feat = standardize_columns(sub_feat)
+    counts = raw.counts[spots][:, chosen].toarray()
     with timer("graphs"):
-        per_spot = np.bincount(subspots.sub_to_spot, minlength=len(spots))
-        x = (counts[spots] / per_spot[:, None]).astype(np.float32)
-        coords = None if raw.array_coords is None else raw.array_coords[spots]
-        spot_graph, spot_rule = spot_edges(coords, raw.spot_pos[spots], x, layout, graph_scale, raw)
-        sub_graph, sub_rule = subspot_edges(coords, subspots, sub_feat, layout, graph_scale)
-    graph = make_spot_graph(
-        torch.from_numpy(x),
-        *spot_graph,
-        torch.from_numpy(sub_feat),
-        *sub_graph,
-        torch.from_numpy(subspots.sub_to_spot),
-        pos=torch.from_numpy(raw.spot_pos[spots]).float(),
-        sub_pos=torch.from_numpy(subspots.sub_pos).float(),
-    )
-    image = raw.image
+        graph, rules = assemble_graph(raw, spots, counts, subspots, sub_feat, layout, graph_scale)
     meta = {
         "layout": layout.kind,
         "lattice": layout.lattice,
         "subspots_per_spot": subspots.per_spot,
         "sub_diameter": subspots.sub_diameter,
         "patch_size": patch,
-        "spot_diameter": raw.spot_diameter if layout.spot_diameter is None else layout.spot_diameter,
+        "spot_diameter": layout.spot_diameter or raw.spot_diameter,
         "frame": raw.frame,
         "counts_source": raw.counts_source,
         "positions_source": raw.positions_source,
-        "image": None if image is None else image.source,
-        "image_scale": None if image is None else image.scale,
+        "image": None if raw.image is None else raw.image.source,
+        "image_scale": None if raw.image is None else raw.image.scale,
         "image_features": extractor.name,
-        "spot_graph": spot_rule,
-        "subspot_graph": sub_rule,
+        **rules,
     }
     section = Section(
         graph=graph,
@@ -144,37 +134,90 @@ def build_dataset(
     summary = {
         "spots": len(spots),
         "spots_outside_tissue": raw.dropped_outside_tissue,
-        "spots_without_subspots": len(counts) - len(spots),
-        "subspots": len(subspots.sub_to_spot),
+        "spots_without_subspots": len(raw.barcodes) - len(spots),
+        "subspots": graph.num_subspots,
         "features": len(chosen),
         "features_in_input": len(raw.feature_names),
         "image_feature_dim": int(sub_feat.shape[1]),
         "image_features_cached": cached,
-        "spot_edges": int(spot_graph[0].shape[1] - len(spots)),
-        "subspot_edges": int(sub_graph[0].shape[1] - len(sub_feat)),
+        "spot_edges": int(graph.edge_index.shape[1] - graph.num_spots),  # less the self-loops
+        "subspot_edges": int(graph.sub_edge_index.shape[1] - graph.num_subspots),
         **meta,
     }
-    return BuiltDataset(section, counts[spots], summary)
+    return BuiltDataset(section, counts, summary)
 
 
-def make_layout(spec: LayoutSpec, raw: RawSection, fit: LatticeFit | None) -> SubspotLayout:
-    """The subspots of `spec.kind` at the raw spots (cells: only spots holding a cell get any)."""
+def lay_out(
+    spec: LayoutSpec, raw: RawSection
+) -> tuple[SubspotLayout, np.ndarray, GivenCells | None]:
+    """The subspots, numbered by the spots kept (`spots`: indices into `raw`; only cell
+    layouts leave spots out, those that hold no cell), and the given cells if any."""
+    fit = None
+    if raw.array_coords is not None:
+        fit = fit_lattice(raw.array_coords, raw.spot_pos, raw.positions_source)
+    subspots, cells = make_layout(spec, raw, fit)
+    spots = np.flatnonzero(np.bincount(subspots.sub_to_spot, minlength=len(raw.spot_pos)) > 0)
+    new_index = np.full(len(raw.spot_pos), -1, dtype=np.int64)
+    new_index[spots] = np.arange(len(spots))
+    renumbered = new_index[subspots.sub_to_spot]
+    kept = SubspotLayout(subspots.sub_pos, renumbered, subspots.sub_diameter, subspots.per_spot)
+    return kept, spots, cells
+
+
+def assemble_graph(
+    raw: RawSection,
+    spots: np.ndarray,
+    counts: np.ndarray,
+    subspots: SubspotLayout,
+    sub_feat: np.ndarray,
+    spec: LayoutSpec,
+    scale: float,
+) -> tuple[SpotGraph, dict[str, str]]:
+    """The graph sample: x = counts / subspots per spot, graphs A and W with self-loops; and
+    the rule each graph followed, in words."""
+    per_spot = np.bincount(subspots.sub_to_spot, minlength=len(spots))
+    x = (counts / per_spot[:, None]).astype(np.float32)
+    coords = None if raw.array_coords is None else raw.array_coords[spots]
+    pos = raw.spot_pos[spots]
+    spot_graph, spot_rule = spot_edges(coords, pos, x, spec, scale, raw.positions_source)
+    sub_graph, sub_rule = subspot_edges(coords, subspots, sub_feat, spec, scale)
+    graph = make_spot_graph(
+        torch.from_numpy(x),
+        *spot_graph,
+        torch.from_numpy(sub_feat),
+        *sub_graph,
+        torch.from_numpy(subspots.sub_to_spot),
+        pos=torch.from_numpy(pos).float(),
+        sub_pos=torch.from_numpy(subspots.sub_pos).float(),
+    )
+    return graph, {"spot_graph": spot_rule, "subspot_graph": sub_rule}
+
+
+def make_layout(
+    spec: LayoutSpec, raw: RawSection, fit: LatticeFit | None
+) -> tuple[SubspotLayout, GivenCells | None]:
+    """The subspots of `spec.kind` at the raw spots (cells: only spots holding a cell get any),
+    and for `cells` the centroids as given."""
     if spec.kind not in LAYOUTS:
-        raise ValueError(f"unknown layout {spec.kind!r}; choose from {LAYOUTS}")
-    offsets = platform_offsets(spec.lattice)
+        raise SoScopeInputError(
+            "layout.kind", f"unknown layout {spec.kind!r}; choose from {LAYOUTS}"
+        )
     needs_lattice = {"grid": "grid", "bayesspace6": "visium"}.get(spec.kind, spec.lattice)
-    if spec.lattice != needs_lattice:
-        raise ValueError(f"layout {spec.kind} needs layout.lattice={needs_lattice}")
+    if spec.lattice != needs_lattice or spec.lattice not in PLATFORM_OFFSETS:
+        raise SoScopeInputError(
+            "layout.lattice", f"layout {spec.kind} needs layout.lattice={needs_lattice}"
+        )
+    offsets = platform_offsets(spec.lattice)
     if spec.kind in ("bayesspace6", "grid") and fit is None:
         raise SoScopeInputError(
             raw.positions_source,
             f"layout {spec.kind} needs the spots' array coordinates (row, col); none were read",
         )
     if spec.kind == "grid":
-        return grid_subspots(raw.spot_pos, fit.steps, spec.factor)
+        return grid_subspots(raw.spot_pos, fit.steps, spec.factor), None
     angle = 0.0 if fit is None else fit.angle(VISIUM_RING)
     if spec.kind == "bayesspace6":
-        return bayesspace_subspots(raw.spot_pos, fit.spacing(offsets), angle)
+        return bayesspace_subspots(raw.spot_pos, fit.spacing(offsets), angle), None
     diameter = spec.spot_diameter or raw.spot_diameter
     if diameter is None and fit is not None:
         diameter = fit.spacing(offsets) * VISIUM_SPOT_FRACTION
@@ -183,22 +226,25 @@ def make_layout(spec: LayoutSpec, raw: RawSection, fit: LatticeFit | None) -> Su
             raw.positions_source, "the spot diameter is unknown: set layout.spot_diameter (pixels)"
         )
     if spec.kind == "visium7":
-        return visium_subspots(raw.spot_pos, diameter, angle)
-    layout, _ = assign_cells(raw.spot_pos, diameter, _cell_centroids(spec), spec.cell_diameter)
-    if len(layout.sub_to_spot) == 0:
+        return visium_subspots(raw.spot_pos, diameter, angle), None
+    centroids = _cell_centroids(spec)
+    layout, kept = assign_cells(raw.spot_pos, diameter, centroids, spec.cell_diameter)
+    if len(kept) == 0:
         raise SoScopeInputError(str(spec.cells), "no cell centroid lies inside any spot")
-    return layout
+    return layout, GivenCells(centroids, kept)
 
 
 def subspot_features(
     extractor: Extractor,
     raw: RawSection,
     layout: SubspotLayout,
+    cells: GivenCells | None,
     cache_dir: str | Path | None,
 ) -> tuple[np.ndarray, bool, int]:
     """(features (M, D), whether they came from the cache, patch size in image pixels).
 
-    The patch spans one subspot diameter, converted into the image's pixels.
+    The patch spans one subspot diameter, converted into the image's pixels. Extractors that
+    read no image (precomputed) are asked for every given cell and the kept rows picked.
     """
     image = raw.image
     if extractor.needs_image and image is None:
@@ -209,14 +255,17 @@ def subspot_features(
         )
     scale = 1.0 if image is None else image.scale
     patch = max(MIN_PATCH, round(layout.sub_diameter * scale))
+    per_given_cell = cells is not None and not extractor.needs_image
     features, cached = cached_features(
         extractor,
         None if image is None else image.pixels,
-        layout.sub_pos * scale,
+        (cells.centroids if per_given_cell else layout.sub_pos) * scale,
         patch,
         "image" if image is None else image.source,
         cache_dir,
     )
+    if per_given_cell:
+        features = features[cells.kept]
     if not np.isfinite(features).all():
         raise SoScopeInputError(extractor.name, "image features contain NaN or inf")
     return features, cached, patch
@@ -228,19 +277,19 @@ def spot_edges(
     x: np.ndarray,
     layout: LayoutSpec,
     scale: float,
-    raw: RawSection,
+    source: str,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], str]:
     """Spot graph A (self-loops added) and its rule in words; an edgeless graph is an error."""
     k = len(platform_offsets(layout.lattice))
     if coords is not None:
-        edges = build_spot_graph(coords, x, layout.lattice, scale, raw.positions_source)
+        edges = build_spot_graph(coords, x, layout.lattice, scale, source)
         rule = f"{layout.lattice} lattice ({k} neighbours)"
     else:
         edges = build_knn_graph(pos, x, k, scale)
         rule = f"{k} nearest neighbours"
     if edges[0].shape[1] == 0:
         raise SoScopeInputError(
-            raw.positions_source,
+            source,
             f"no two spots are neighbours on the {layout.lattice} lattice; does "
             f"layout.lattice={layout.lattice} match this platform's array coordinates?",
         )
@@ -271,15 +320,6 @@ def _with_self_loops(
     edges: tuple[torch.Tensor, torch.Tensor], n: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     return add_remaining_self_loops(*edges, fill_value=1.0, num_nodes=n)
-
-
-def _keep_spots(layout: SubspotLayout, spots: np.ndarray) -> SubspotLayout:
-    """Renumber parent spots after dropping spots without subspots (`spots`: those kept)."""
-    new_index = np.full(int(spots.max(initial=-1)) + 1, -1, dtype=np.int64)
-    new_index[spots] = np.arange(len(spots))
-    return SubspotLayout(
-        layout.sub_pos, new_index[layout.sub_to_spot], layout.sub_diameter, layout.per_spot
-    )
 
 
 def _cell_centroids(spec: LayoutSpec) -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,12 +29,12 @@ def preprocess(cfg: DictConfig) -> tuple[BuiltDataset, dict[str, float]]:
     timer = StepTimer()
     out = check_output(cfg.out, cfg.overwrite)
     with timer("image model"):
-        extractor = instantiate(cfg.features)
+        extractor = build(cfg.features)
     with timer("read"):
-        raw = instantiate(cfg.input)
+        raw = build(cfg.input)
     built = build_dataset(
         raw,
-        instantiate(cfg.layout),
+        build(cfg.layout),
         extractor,
         genes=OmegaConf.to_container(cfg.genes, resolve=True),
         graph_scale=cfg.graph.scale,
@@ -46,6 +47,17 @@ def preprocess(cfg: DictConfig) -> tuple[BuiltDataset, dict[str, float]]:
     with timer("write"):
         write_dataset(built, out, cfg.overwrite)
     return built, timer.seconds
+
+
+def build(config: DictConfig) -> Any:
+    """`hydra.utils.instantiate`, letting our input errors through as they are (Hydra wraps
+    every exception of a target in its own, message and all)."""
+    try:
+        return instantiate(config)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, SoScopeInputError):
+            raise err.__cause__ from None
+        raise
 
 
 def format_summary(summary: dict[str, Any], seconds: dict[str, float], out: Path) -> str:

@@ -206,7 +206,9 @@ def _file_hash(path: Path) -> str:
 
 
 class Precomputed(Extractor):
-    """Features computed elsewhere: an (M, D) `.npy`, one row per subspot in layout order."""
+    """Features computed elsewhere: an (M, D) `.npy`, one row per subspot in layout order (spot
+    by spot, as `sub_positions.csv` lists them), or for given cells one row per cell of the
+    centroid file."""
 
     name = "precomputed"
     needs_image = False
@@ -219,7 +221,7 @@ class Precomputed(Extractor):
         features = to_float32(check_matrix(load_npy(self.path), self.path), self.path)
         if len(features) != len(centres):
             raise SoScopeInputError(
-                self.path, f"has {len(features)} rows for the {len(centres)} subspots"
+                self.path, f"has {len(features)} rows for the {len(centres)} subspots (or cells)"
             )
         return features
 

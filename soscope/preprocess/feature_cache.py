@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from soscope.data.validate import load_npy
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_save_npy
-from soscope.data.validate import load_npy
 from soscope.preprocess.extractors import Extractor
 
 KEY_VERSION = 1  # bump when the meaning of cached features changes
@@ -54,7 +54,10 @@ def cached_features(
     """
     if cache_dir is None or not extractor.cacheable:
         return extractor.extract(image, centres, patch_size, source), False
-    path = Path(cache_dir).expanduser() / f"{extractor.name}-{feature_key(extractor, image, centres, patch_size)}.npy"
+    path = (
+        Path(cache_dir).expanduser()
+        / f"{extractor.name}-{feature_key(extractor, image, centres, patch_size)}.npy"
+    )
     if path.is_file():
         try:
             features = load_npy(path)

@@ -114,7 +114,9 @@ def map_patches(
     out: np.ndarray | None = None
     start = 0
     with torch.inference_mode():
-        for batch in tqdm(batches, total=n_batches, desc=progress, disable=True if progress is None else None):
+        for batch in tqdm(
+            batches, total=n_batches, desc=progress, disable=True if progress is None else None
+        ):
             values = features(torch.from_numpy(batch)).float().cpu().numpy()
             if out is None:
                 out = np.empty((len(centres), values.shape[1]), dtype=np.float32)

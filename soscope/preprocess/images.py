@@ -57,7 +57,9 @@ def load_image(path: str | Path, scale: float = 1.0) -> SectionImage:
 
 def image_from_array(array: np.ndarray, scale: float, source: str) -> SectionImage:
     """An image held in memory (e.g. AnnData's `uns['spatial']`), as RGB uint8."""
-    return SectionImage(as_rgb_uint8(np.asarray(array), source), _check_scale(scale, source), source)
+    return SectionImage(
+        as_rgb_uint8(np.asarray(array), source), _check_scale(scale, source), source
+    )
 
 
 # Modes converted by `as_rgb_uint8` instead of PIL: 16- and 32-bit grey keep their precision.
@@ -69,7 +71,9 @@ def as_rgb_uint8(array: np.ndarray, source: str | Path) -> np.ndarray:
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise SoScopeInputError(source, f"expected a grey, RGB or RGBA image, got shape {array.shape}")
+        raise SoScopeInputError(
+            source, f"expected a grey, RGB or RGBA image, got shape {array.shape}"
+        )
     rgb = array[..., :3]
     if rgb.dtype == np.uint8:
         return np.ascontiguousarray(rgb)

@@ -18,6 +18,7 @@ from soscope.errors import SoScopeInputError
 
 VISIUM_SPOT_FRACTION = 55.0 / 100.0  # Visium: spot diameter per centre-to-centre distance
 
+
 @dataclass(frozen=True)
 class SubspotLayout:
     """Subspot centres `sub_pos` (M, 2) as (x, y), parent spots `sub_to_spot` (M,), their disc

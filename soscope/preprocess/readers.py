@@ -251,7 +251,9 @@ def _assemble(
             f"{counts_source}, e.g. {missing[:3]}",
         )
     spots = positions.loc[barcodes]
-    inside = spots["in_tissue"].to_numpy() != 0 if "in_tissue" in spots else np.ones(len(spots), bool)
+    inside = (
+        spots["in_tissue"].to_numpy() != 0 if "in_tissue" in spots else np.ones(len(spots), bool)
+    )
     if not inside.any():
         raise SoScopeInputError(positions_source, "no spot with counts lies inside the tissue")
     spots, counts = spots[inside], sp.csr_matrix(counts)[np.flatnonzero(inside)]
@@ -291,7 +293,9 @@ def _check_counts(counts: sp.csr_matrix, source: str, names: list[str]) -> None:
     ):
         if bad.any():
             features = sorted({names[c] for c in values.col[bad]})
-            shown = ", ".join(features[:5]) + (f" and {len(features) - 5} more" if len(features) > 5 else "")
+            shown = ", ".join(features[:5]) + (
+                f" and {len(features) - 5} more" if len(features) > 5 else ""
+            )
             raise SoScopeInputError(
                 source, f"{int(bad.sum())} {problem} counts in {len(features)} features: {shown}"
             )

@@ -1,12 +1,15 @@
 """Fixtures of the preprocessing tests: a small synthetic Visium tissue and the command's config."""
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
 from soscope.datasets import make_synthetic_tissue
+from soscope.preprocess import cli
 from soscope.preprocess.cli import CONFIG_DIR
 
 
@@ -22,9 +25,7 @@ def preprocess_config(tmp_path: Path):
 
     def compose_config(*overrides: str):
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(
-                "preprocess", overrides=[f"cache_dir={tmp_path / 'cache'}", *overrides]
-            )
+            return compose("preprocess", overrides=[f"cache_dir={tmp_path / 'cache'}", *overrides])
 
     return compose_config
 
@@ -38,3 +39,22 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run_command(monkeypatch):
+    """Run the command's own entry point in this process with overrides; returns its exit
+    status. Hydra's logging set-up is left out so the test session's logging stays as it is."""
+
+    def run(overrides: list[str]) -> int:
+        quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+        monkeypatch.setattr(sys, "argv", ["soscope-preprocess", *overrides, *quiet])
+        try:
+            cli.main()
+        except SystemExit as done:
+            return done.code
+        finally:
+            GlobalHydra.instance().clear()
+        return 0
+
+    return run

@@ -51,9 +51,13 @@ def test_space_ranger_folder_to_a_trained_model(tmp_path, visium_tissue, preproc
     outs = write_spaceranger(tmp_path / "raw", visium_tissue)
     out = tmp_path / "section"
     built, seconds = preprocess(
-        preprocess_config(f"input.path={outs}", f"out={out}", "features=handcrafted", "genes.n_top=8")
+        preprocess_config(
+            f"input.path={outs}", f"out={out}", "features=handcrafted", "genes.n_top=8"
+        )
     )
-    assert {"read", "select features", "layout", "image features", "graphs", "write"} <= set(seconds)
+    assert {"read", "select features", "layout", "image features", "graphs", "write"} <= set(
+        seconds
+    )
     assert sorted(p.name for p in out.iterdir()) == [
         "adj.npy",
         "dataset.h5ad",
@@ -78,16 +82,22 @@ def test_space_ranger_folder_to_a_trained_model(tmp_path, visium_tissue, preproc
     np.testing.assert_allclose(built.counts, counts)
     np.testing.assert_allclose(graph.pos.numpy(), np.rint(visium_tissue.spot_pos[:N_KEPT]))
     ring = graph.sub_pos.numpy().reshape(N_KEPT, 7, 2) - graph.pos.numpy()[:, None]
-    np.testing.assert_allclose(np.linalg.norm(ring[:, 1:], axis=-1), visium_tissue.spot_diameter / 3, rtol=1e-3)
+    np.testing.assert_allclose(
+        np.linalg.norm(ring[:, 1:], axis=-1), visium_tissue.spot_diameter / 3, rtol=1e-3
+    )
 
     adjacency = np.load(out / "adj.npy")
     expected = lattice_edges(visium_tissue.array_coords[:N_KEPT], VISIUM_OFFSETS)
     assert {tuple(e) for e in adjacency[:, :2].astype(int)} == {tuple(e) for e in expected.T}
     x = np.load(out / "label.npy")
-    np.testing.assert_allclose(adjacency[:, 2], rule_weights(x, adjacency[:, :2].astype(int)), rtol=1e-5)
+    np.testing.assert_allclose(
+        adjacency[:, 2], rule_weights(x, adjacency[:, :2].astype(int)), rtol=1e-5
+    )
     sub_adj = np.load(out / "sub_adj.npy")
     features = np.load(out / "support_feature.npy")
-    np.testing.assert_allclose(sub_adj[:, 2], rule_weights(features, sub_adj[:, :2].astype(int)), rtol=1e-4)
+    np.testing.assert_allclose(
+        sub_adj[:, 2], rule_weights(features, sub_adj[:, :2].astype(int)), rtol=1e-4
+    )
     meta = section.meta
     assert meta["layout"] == "visium7" and meta["image_scale"] == 0.5
     assert meta["image"].endswith("tissue_hires_image.png")
@@ -121,7 +131,11 @@ def test_anndata_to_a_trained_model(tmp_path, visium_tissue, preprocess_config):
     out = tmp_path / "dataset"
     built, _ = preprocess(
         preprocess_config(
-            "input=anndata", f"input.path={path}", f"out={out}", "features=handcrafted", "genes.n_top=6"
+            "input=anndata",
+            f"input.path={path}",
+            f"out={out}",
+            "features=handcrafted",
+            "genes.n_top=6",
         )
     )
     assert built.summary["spots"] == N_KEPT and built.summary["spots_outside_tissue"] == 1
@@ -142,7 +156,9 @@ def test_bayesspace_six_and_given_cells(tmp_path, visium_tissue, preprocess_conf
     pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}).to_csv(tmp_path / "cells.csv", index=False)
     out = tmp_path / "cells"
     built, _ = preprocess(
-        preprocess_config(*common, "layout=cells", f"layout.cells={tmp_path / 'cells.csv'}", f"out={out}")
+        preprocess_config(
+            *common, "layout=cells", f"layout.cells={tmp_path / 'cells.csv'}", f"out={out}"
+        )
     )
     assert sorted(p.name for p in out.iterdir()) == ["dataset.h5ad", "summary.json"]
     section = read_dataset_h5ad(out / "dataset.h5ad", likelihood="nb")
@@ -152,6 +168,20 @@ def test_bayesspace_six_and_given_cells(tmp_path, visium_tissue, preprocess_conf
         section.graph.x.numpy() * per_spot[:, None], spot_counts(visium_tissue)[:N_KEPT], rtol=1e-6
     )
     assert built.summary["subspots_per_spot"] == 0
+
+    np.save(tmp_path / "per_cell.npy", xy)  # features computed elsewhere, one row per given cell
+    given, _ = preprocess(
+        preprocess_config(
+            *common,
+            "layout=cells",
+            f"layout.cells={tmp_path / 'cells.csv'}",
+            "features=precomputed",
+            f"features.path={tmp_path / 'per_cell.npy'}",
+            "standardize_features=false",
+            f"out={tmp_path / 'given'}",
+        )
+    )
+    torch.testing.assert_close(given.section.graph.sub_feat, given.section.graph.sub_pos)
 
 
 def test_a_rerun_takes_image_features_from_the_cache(tmp_path, visium_tissue, preprocess_config):
@@ -168,7 +198,9 @@ def test_square_layouts_need_a_square_lattice(tmp_path, visium_tissue, preproces
     from soscope.errors import SoScopeInputError
 
     outs = write_spaceranger(tmp_path / "raw", visium_tissue)
-    cfg = preprocess_config(f"input.path={outs}", "features=none", f"layout={layout}", f"out={tmp_path / 'o'}")
+    cfg = preprocess_config(
+        f"input.path={outs}", "features=none", f"layout={layout}", f"out={tmp_path / 'o'}"
+    )
     with pytest.raises(SoScopeInputError, match="no two spots are neighbours on the grid lattice"):
         preprocess(cfg)
     assert not (tmp_path / "o").exists()

@@ -59,9 +59,13 @@ def test_inception_pool_features_from_a_local_file(inception):
     features = extractor.extract(IMAGE, CENTRES, 16, "he.png")
     assert features.shape == (3, 2048) and features.dtype == np.float32
     model.transform_input = True  # as for Google's weights
-    patch = torch.from_numpy(IMAGE[4:20, 2:18]).permute(2, 0, 1)[None].float() / 255  # around (10, 12)
+    patch = (
+        torch.from_numpy(IMAGE[4:20, 2:18]).permute(2, 0, 1)[None].float() / 255
+    )  # around (10, 12)
     patch = F.interpolate(patch, size=(75, 75), mode="bilinear", antialias=True)
-    patch = (patch - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    patch = (patch - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        IMAGENET_STD
+    ).view(1, 3, 1, 1)
     with torch.inference_mode():
         expected = model(patch)[0].numpy()
     np.testing.assert_allclose(features[0], expected, rtol=1e-4, atol=1e-5)
@@ -82,7 +86,9 @@ def test_missing_weights_say_where_to_put_which_file(hub_dir, tmp_path):
         make_extractor("inception_v3")
     assert caught.value.source == str(expected) and url in caught.value.problem
     assert "never downloads" in caught.value.problem and "features.weights=" in caught.value.problem
-    with pytest.raises(SoScopeInputError, match=r"mine\.pth: the resnet50 weights file is missing.*resnet50-"):
+    with pytest.raises(
+        SoScopeInputError, match=r"mine\.pth: the resnet50 weights file is missing.*resnet50-"
+    ):
         make_extractor("resnet50", weights=tmp_path / "mine.pth")
     assert isinstance(make_extractor("auto"), Handcrafted)  # no weights anywhere: weight-free
 

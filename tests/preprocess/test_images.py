@@ -44,5 +44,8 @@ def test_bad_image_files(tmp_path):
 def test_positions_must_fall_on_the_image():
     image = image_from_array(RGB, 0.5, "he.png")  # covers 32 × 24 full-resolution pixels
     image.check_inside(np.array([[0.0, 0.0], [31.0, 23.0]]), "spots.csv")
-    with pytest.raises(SoScopeInputError, match=r"spots\.csv: 1 of 2 spots lie outside the image he\.png \(16×12 px at scale 0\.5\)"):
+    with pytest.raises(
+        SoScopeInputError,
+        match=r"spots\.csv: 1 of 2 spots lie outside the image he\.png \(16×12 px at scale 0\.5\)",
+    ):
         image.check_inside(np.array([[0.0, 0.0], [33.0, 5.0]]), "spots.csv")

@@ -135,7 +135,9 @@ def test_grid_on_a_rotated_lattice_and_its_fine_coordinates():
     fine = fine_grid_coords(coords, 3)
     assert fine.shape == (12 * 9, 2) and len(np.unique(fine, axis=0)) == 108
     src, dst = lattice_edges(fine, GRID_OFFSETS)
-    np.testing.assert_allclose(np.linalg.norm(layout.sub_pos[src] - layout.sub_pos[dst], axis=1), 20.0)
+    np.testing.assert_allclose(
+        np.linalg.norm(layout.sub_pos[src] - layout.sub_pos[dst], axis=1), 20.0
+    )
     assert len(src) == 2 * (9 * 11 + 12 * 8)  # every fine-lattice neighbour pair, both ways
 
 
