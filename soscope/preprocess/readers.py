@@ -257,13 +257,11 @@ def _assemble(
     if not inside.any():
         raise SoScopeInputError(positions_source, "no spot with counts lies inside the tissue")
     spots, counts = spots[inside], sp.csr_matrix(counts)[np.flatnonzero(inside)]
-    pos = spots[[x, y]].to_numpy(dtype=np.float64)
-    _check_finite(pos, positions_source, "positions")
+    pos = _numbers(spots, [x, y], positions_source, "pixel positions")
     _check_counts(counts, counts_source, names)
     coords = None
     if {"array_row", "array_col"} <= set(spots.columns):
-        coords = spots[["array_row", "array_col"]].to_numpy(dtype=np.float64)
-        _check_finite(coords, positions_source, "array coordinates")
+        coords = _numbers(spots, ["array_row", "array_col"], positions_source, "array coordinates")
         if not np.array_equal(coords, np.round(coords)):
             raise SoScopeInputError(positions_source, "array coordinates must be integers")
         coords = coords.astype(np.int64)
@@ -301,10 +299,19 @@ def _check_counts(counts: sp.csr_matrix, source: str, names: list[str]) -> None:
             )
 
 
-def _check_finite(values: np.ndarray, source: str, what: str) -> None:
+def _numbers(table: pd.DataFrame, columns: list[str], source: str, what: str) -> np.ndarray:
+    """The columns as finite float64 values, one row per spot."""
+    try:
+        values = table[columns].to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        raise SoScopeInputError(source, f"{what} ({', '.join(columns)}) must be numbers") from None
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
-        raise SoScopeInputError(source, f"{int(bad.sum())} spots have NaN or infinite {what}")
+        raise SoScopeInputError(
+            source,
+            f"{int(bad.sum())} spots have NaN or infinite {what}, e.g. {table.index[bad][0]}",
+        )
+    return values
 
 
 def _check_unique(labels: list[str], what: str, source: str) -> None:

@@ -204,3 +204,25 @@ def test_square_layouts_need_a_square_lattice(tmp_path, visium_tissue, preproces
     with pytest.raises(SoScopeInputError, match="no two spots are neighbours on the grid lattice"):
         preprocess(cfg)
     assert not (tmp_path / "o").exists()
+
+
+def test_without_array_coordinates_the_nearest_spots_are_neighbours(
+    tmp_path, visium_tissue, preprocess_config
+):
+    import anndata as ad
+
+    path = write_anndata(tmp_path / "section.h5ad", visium_tissue)
+    adata = ad.read_h5ad(path)
+    del adata.obs["array_row"], adata.obs["array_col"]
+    adata.write_h5ad(path)
+    built, _ = preprocess(
+        preprocess_config(
+            "input=anndata", f"input.path={path}", "features=none", f"out={tmp_path / 'o'}"
+        )
+    )
+    assert built.summary["spot_graph"] == "6 nearest neighbours"
+    src, dst = built.section.graph.edge_index.numpy()
+    expected = lattice_edges(visium_tissue.array_coords[:N_KEPT], VISIUM_OFFSETS)
+    found = {(i, j) for i, j in zip(src, dst, strict=True) if i != j}
+    assert set(map(tuple, expected.T)) <= found  # every lattice neighbour is among the nearest
+    assert np.bincount(src[src != dst]).min() >= 6  # and border spots reach further

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from soscope.errors import SoScopeInputError
 from soscope.preprocess.readers import read_anndata, read_csv_pair, read_spaceranger
 from tests.preprocess.fakes import (
     HIRES_SCALE,
@@ -84,3 +85,25 @@ def test_csv_with_an_image_and_its_scale(tmp_path, visium_tissue):
     image = save_png(hires(visium_tissue.image), tmp_path / "hires.png")
     raw = read_csv_pair(counts, positions, image=image, image_scale=HIRES_SCALE)
     assert raw.image.scale == HIRES_SCALE and raw.image.pixels.shape[2] == 3
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.assign(imagerow=t.imagerow.astype(float).mask(t.index == 2)),
+            "1 spots have NaN or infinite pixel positions",
+        ),
+        (
+            lambda t: t.assign(col=t.col.astype(str).mask(t.index == 0, "left")),
+            "array coordinates .* must be numbers",
+        ),
+        (lambda t: t.assign(row=t.row + 0.5), "array coordinates must be integers"),
+        (lambda t: pd.concat([t, t.iloc[[3]]]), "1 repeated barcodes"),
+    ],
+)
+def test_bad_positions_name_the_file(tmp_path, visium_tissue, edit, message):
+    counts, positions = write_csv_pair(tmp_path, visium_tissue)
+    edit(pd.read_csv(positions)).to_csv(positions, index=False)
+    with pytest.raises(SoScopeInputError, match=rf"positions\.csv: {message}"):
+        read_csv_pair(counts, positions)
