@@ -4,9 +4,11 @@ Layout (N spots, M subspots): `X` the spot profiles x (per-subspot mean), `var_n
 features, `obs_names` the spots, `obsm['spatial']` spot positions (full-resolution pixels),
 `obsp['soscope_graph']` the spot graph A, and `uns['soscope_subspots']` with `features`
 (M×D), `sub_to_spot` (M), `edges` (E'×3 rows i, j, w of the subspot graph W) and optionally
-`positions` (M×2) and `truth` (M×G). Graphs are stored without self-loops. An
-`uns['spatial']` (scanpy/squidpy: images and scale factors per library) travels along into
-`Section.meta['spatial']`, so the enhanced output can carry it over.
+`positions` (M×2) and `truth` (M×G). Graphs are stored without self-loops. Optional:
+`layers` (e.g. `counts`, the raw spot counts from preprocessing), `uns['soscope_meta']`, the
+section's `meta` (how it was made: layout, image scale, sources), and `uns['spatial']`
+(scanpy/squidpy: images and scale factors per library), which travels along into
+`Section.meta['spatial']` so the enhanced output can carry it over.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from soscope.data.validate import (
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_path
 
-GRAPH, SUBSPOTS = "soscope_graph", "soscope_subspots"
+GRAPH, SUBSPOTS, META = "soscope_graph", "soscope_subspots", "soscope_meta"
 
 
-def write_dataset_h5ad(section: Section, path: str | Path) -> None:
-    """Write a section as one dataset `.h5ad` (atomically)."""
+def write_dataset_h5ad(
+    section: Section, path: str | Path, layers: dict[str, np.ndarray] | None = None
+) -> None:
+    """Write a section as one dataset `.h5ad` (atomically), with extra spot × feature `layers`."""
     graph = section.graph
     n = graph.num_spots
     rows = edge_rows(graph.edge_index, graph.edge_weight)
@@ -48,9 +52,13 @@ def write_dataset_h5ad(section: Section, path: str | Path) -> None:
         subspots["positions"] = graph.sub_pos.numpy()
     if section.truth is not None:
         subspots["truth"] = np.asarray(section.truth, dtype=np.float32)
-    adata = ad.AnnData(X=graph.x.numpy(), uns={SUBSPOTS: subspots})
+    uns = {SUBSPOTS: subspots}
+    meta = {k: v for k, v in section.meta.items() if v is not None and k != "spatial"}
+    if meta:
+        uns[META] = meta
     if "spatial" in section.meta:
-        adata.uns["spatial"] = section.meta["spatial"]
+        uns["spatial"] = section.meta["spatial"]
+    adata = ad.AnnData(X=graph.x.numpy(), uns=uns, layers=layers)
     adata.var_names = section.feature_names
     adata.obs_names = section.spot_names or [f"spot_{i}" for i in range(n)]
     adata.obsp[GRAPH] = adjacency
@@ -60,7 +68,9 @@ def write_dataset_h5ad(section: Section, path: str | Path) -> None:
         adata.write_h5ad(tmp)
 
 
-def _read(path: Path) -> ad.AnnData:
+def read_h5ad_checked(path: str | Path) -> ad.AnnData:
+    """`anndata.read_h5ad`, with a missing or damaged file reported as `SoScopeInputError`."""
+    path = Path(path)
     if not path.is_file():
         raise SoScopeInputError(path, "file not found")
     try:
@@ -115,12 +125,20 @@ def _extras(adata: ad.AnnData, path: Path, n_spots: int, n_subspots: int) -> dic
     return extra
 
 
+def _meta(adata: ad.AnnData) -> dict:
+    """The section's `meta`: how it was made, and the scanpy/squidpy `spatial` entry."""
+    meta = dict(adata.uns.get(META, {}))
+    if "spatial" in adata.uns:
+        meta["spatial"] = dict(adata.uns["spatial"])
+    return meta
+
+
 def read_dataset_h5ad(
     path: str | Path, likelihood: str | None = None, protein_dim: int = 0
 ) -> Section:
     """Read and validate a dataset `.h5ad` into a `Section` (graphs with self-loops added)."""
     path = Path(path)
-    adata = _read(path)
+    adata = read_h5ad_checked(path)
     x = _matrix(adata.X, f"{path} X")
     n = x.shape[0]
     names = [str(name) for name in adata.var_names]
@@ -159,5 +177,5 @@ def read_dataset_h5ad(
         spot_names=list(adata.obs_names),
         truth=truth,
         name=path.stem,
-        meta={"spatial": dict(adata.uns["spatial"])} if "spatial" in adata.uns else {},
+        meta=_meta(adata),
     )

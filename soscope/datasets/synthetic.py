@@ -20,7 +20,11 @@ from soscope.data.graph import build_knn_graph, build_spot_graph
 from soscope.data.sample import Section, SpotGraph, make_spot_graph
 from soscope.datasets.histology import domain_styles, render_he_image
 from soscope.models.aggregation import aggregate_mean
-from soscope.preprocess.image_features import MIN_PATCH, handcrafted_features
+from soscope.preprocess.image_features import (
+    MIN_PATCH,
+    handcrafted_features,
+    standardize_columns,
+)
 from soscope.preprocess.layouts import (
     SubspotLayout,
     cells_in_spots,
@@ -163,7 +167,7 @@ def make_synthetic_tissue(
     styles = domain_styles(n_domains, image_rng)
     image = render_he_image(height, width, field.domain_at, field.stain_at, styles, image_rng)
     patch = max(MIN_PATCH, round(layout.sub_diameter))
-    sub_feat = _standardise(handcrafted_features(image, layout.sub_pos, patch))
+    sub_feat = standardize_columns(handcrafted_features(image, layout.sub_pos, patch))
     if constant_image:
         sub_feat = np.zeros_like(sub_feat)
 
@@ -269,12 +273,6 @@ def _block_sizes(likelihood: str, n_features: int, protein_dim: int) -> tuple[in
         "joint_pnb": (0, protein_dim),
         "joint_gaussian": (protein_dim, 0),
     }[likelihood]
-
-
-def _standardise(features: np.ndarray) -> np.ndarray:
-    """Z-score each column over the section (constant columns become 0)."""
-    spread = features.std(axis=0)
-    return ((features - features.mean(axis=0)) / np.where(spread > 0, spread, 1)).astype(np.float32)
 
 
 def _assemble(

@@ -9,12 +9,13 @@ border the image is mirrored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from soscope.errors import SoScopeInputError
 
@@ -82,6 +83,7 @@ def handcrafted_features(
     patch_size: int,
     batch_size: int = 4096,
     source: str = "image",
+    progress: str | None = None,
 ) -> np.ndarray:
     """Colour and texture statistics (M, D) float32 of the patch at each centre; columns are
     `FEATURE_NAMES`, values in units of [0, 1] intensity or optical density."""
@@ -89,14 +91,47 @@ def handcrafted_features(
         raise SoScopeInputError(
             source, f"patch size {patch_size} is too small for texture features (min {MIN_PATCH})"
         )
+    return map_patches(image, centres, patch_size, patch_features, batch_size, source, progress)
+
+
+def map_patches(
+    image: np.ndarray,
+    centres: np.ndarray,
+    patch_size: int,
+    features: Callable[[Tensor], Tensor],
+    batch_size: int = 4096,
+    source: str = "image",
+    progress: str | None = None,
+) -> np.ndarray:
+    """Apply `features` (uint8 patches (B, P, P, 3) → (B, D)) to the patch at each centre.
+
+    Patches are streamed `batch_size` at a time under `torch.inference_mode`, so memory holds
+    one batch, never all patches; `progress` labels a progress bar (shown on a terminal).
+    Returns (M, D) float32 in the order of `centres`.
+    """
     batches = extract_patches(image, centres, patch_size, batch_size, source)
-    out = np.empty((len(centres), len(FEATURE_NAMES)), dtype=np.float32)
+    n_batches = -(-len(centres) // batch_size)
+    out: np.ndarray | None = None
     start = 0
     with torch.inference_mode():
-        for batch in batches:
-            out[start : start + len(batch)] = patch_features(torch.from_numpy(batch)).numpy()
+        for batch in tqdm(
+            batches, total=n_batches, desc=progress, disable=True if progress is None else None
+        ):
+            values = features(torch.from_numpy(batch)).float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(centres), values.shape[1]), dtype=np.float32)
+            out[start : start + len(batch)] = values
             start += len(batch)
+    if out is None:
+        raise SoScopeInputError(source, "no patch centres given")
     return out
+
+
+def standardize_columns(features: np.ndarray) -> np.ndarray:
+    """Z-score each column over the section (constant columns become 0), as float32: features
+    on one scale, so no single statistic dominates the distances of the subspot graph."""
+    spread = features.std(axis=0)
+    return ((features - features.mean(axis=0)) / np.where(spread > 0, spread, 1)).astype(np.float32)
 
 
 def patch_features(patches: Tensor) -> Tensor:

@@ -1,0 +1,10 @@
+"""Raw spatial data and its H&E image → a soscope dataset folder: `python scripts/preprocess.py --help`.
+
+The same command as `soscope-preprocess`; see conf_preprocess/preprocess.yaml and the README's
+"Preparing your own data".
+"""
+
+from soscope.preprocess.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""`soscope-preprocess` (= `python scripts/preprocess.py`): raw inputs → a dataset folder.
+
+Hydra-configured from `conf_preprocess/` beside the package; `--help` lists the groups
+(`input`, `layout`, `features`). Bad input ends the command with one line naming the file and
+the problem, exit status 1, and no output folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from soscope.errors import SoScopeInputError
+from soscope.preprocess.build import BuiltDataset, build_dataset
+from soscope.preprocess.output import DATASET_H5AD, check_output, write_dataset
+from soscope.preprocess.timing import StepTimer
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf_preprocess"
+
+
+def preprocess(cfg: DictConfig) -> tuple[BuiltDataset, dict[str, float]]:
+    """Read, build and write the dataset `cfg` describes; returns it and the seconds per step."""
+    timer = StepTimer()
+    out = check_output(cfg.out, cfg.overwrite)
+    with timer("image model"):
+        extractor = build(cfg.features)
+    with timer("read"):
+        raw = build(cfg.input)
+    built = build_dataset(
+        raw,
+        build(cfg.layout),
+        extractor,
+        genes=OmegaConf.to_container(cfg.genes, resolve=True),
+        graph_scale=cfg.graph.scale,
+        standardize=cfg.standardize_features,
+        cache_dir=cfg.cache_dir,
+        timer=timer,
+        name=out.name,
+    )
+    built.summary["seconds"] = dict(timer.seconds)
+    with timer("write"):
+        write_dataset(built, out, cfg.overwrite)
+    return built, timer.seconds
+
+
+def build(config: DictConfig) -> Any:
+    """`hydra.utils.instantiate`, letting our input errors through as they are (Hydra wraps
+    every exception of a target in its own, message and all)."""
+    try:
+        return instantiate(config)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, SoScopeInputError):
+            raise err.__cause__ from None
+        raise
+
+
+def format_summary(summary: dict[str, Any], seconds: dict[str, float], out: Path) -> str:
+    """What was read, what was built and how long each step took, for the console."""
+    s = summary
+    per_spot = s["subspots_per_spot"] or "a variable number"
+    image = f"{s['image']} at scale {s['image_scale']:g}" if s.get("image") else "none"
+    cached = "from the cache" if s["image_features_cached"] else "computed"
+    steps = " · ".join(f"{step} {t:.2f} s" for step, t in seconds.items())
+    return "\n".join(
+        [
+            f"soscope-preprocess: dataset written to {out}",
+            f"  counts     {s['counts_source']}",
+            f"  positions  {s['positions_source']} ({s['frame']})",
+            f"  image      {image}",
+            f"  spots      {s['spots']:,} kept ({s['spots_outside_tissue']:,} outside the tissue, "
+            f"{s['spots_without_subspots']:,} without subspots dropped)",
+            f"  features   {s['features']:,} of {s['features_in_input']:,}",
+            f"  subspots   {s['subspots']:,} ({s['layout']}: {per_spot} per spot, "
+            f"{s['sub_diameter']:.1f} px across; {s['patch_size']} px image patches)",
+            f"  image features  {s['image_features']}: {s['image_feature_dim']} per subspot, {cached}",
+            f"  spot graph A    {s['spot_edges']:,} edges ({s['spot_graph']})",
+            f"  subspot graph W {s['subspot_edges']:,} edges ({s['subspot_graph']})",
+            f"  time       {steps} · total {sum(seconds.values()):.2f} s",
+            f"train it:    python train.py data=anndata data.path={out / DATASET_H5AD} likelihood=nb",
+        ]
+    )
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="preprocess")
+def main(cfg: DictConfig) -> None:
+    """The command: run `preprocess`, print the summary; bad input → one line, exit status 1."""
+    try:
+        built, seconds = preprocess(cfg)
+    except SoScopeInputError as err:
+        print(f"soscope-preprocess: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    print(format_summary(built.summary, seconds, Path(cfg.out)))
