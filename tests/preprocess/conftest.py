@@ -30,17 +30,6 @@ def preprocess_config(tmp_path: Path):
     return compose_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tests run many tiny ops, and with two threads on two shared,
-    busy cores each op waits for a descheduled thread (measured here: 14 s → 2.5 s for a tiny
-    training run, 14 s → 0.9 s for an Inception-v3 forward)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def run_command(monkeypatch):
     """Run the command's own entry point in this process with overrides; returns its exit
