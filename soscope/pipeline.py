@@ -41,6 +41,22 @@ def data_dims(section: Section) -> dict[str, int]:
     return {"n_features": int(graph.x.size(1)), "feat_dim": int(graph.sub_feat.size(1))}
 
 
+def subspot_context_for(mode: str, section: Section) -> str:
+    """`mode`, or "none" (with a warning) where the section has no spot and subspot positions
+    to interpolate at — the original's datasets often come without them."""
+    graph = section.graph
+    has_positions = all(getattr(graph, key, None) is not None for key in ("pos", "sub_pos"))
+    if mode == "none" or has_positions:
+        return mode
+    log.warning(
+        "model.subspot_context=%s needs spot and subspot positions, which %s lacks "
+        "(positions.csv / sub_positions.csv in a dataset directory): training without it",
+        mode,
+        section.name or "this dataset",
+    )
+    return "none"
+
+
 def checkpoint_stage(path: str | Path) -> str:
     """Which stage ("vgae" or "soscope") a Lightning checkpoint of this package belongs to."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -137,7 +153,10 @@ def train_both_stages(
 ) -> tuple[SoScopeModule, L.Trainer]:
     """Stage 1 (VGAE), then stage 2 (soScope) from the stage-1 encoder; resumes either stage."""
     dims = data_dims(datamodule.section)
-    model: SoScopeModule = instantiate(cfg.model.soscope, _convert_="all", **dims)
+    context = subspot_context_for(cfg.model.soscope.subspot_context, datamodule.section)
+    model: SoScopeModule = instantiate(
+        cfg.model.soscope, _convert_="all", subspot_context=context, **dims
+    )
     soscope_from = resume_point(cfg, out_dir, "soscope")
     if soscope_from is None:  # stage 2 starts fresh, so it needs a trained stage 1
         vgae_done = out_dir / "checkpoints" / "vgae.ckpt"

@@ -99,7 +99,8 @@ def config_lines(cfg: DictConfig) -> list[str]:
 
 
 def metrics_lines(metrics: dict[str, Any]) -> list[str]:
-    """A markdown table, one row per method (soscope first), then the objective."""
+    """A markdown table, one row per method (soscope first), then the objective; "—" where a
+    method has no such score (the baselines have no predictive sd to calibrate)."""
     scores = method_scores(metrics)
     objective = metrics.get("objective")
     tail = [] if objective is None else ["", f"Objective (held-out spot r): {objective:.4f}"]
@@ -111,7 +112,8 @@ def metrics_lines(metrics: dict[str, Any]) -> list[str]:
         "|---" * (len(columns) + 1) + "|",
     ]
     for method, values in scores.items():
-        lines.append(f"| {method} | " + " | ".join(f"{values[c]:.4f}" for c in columns) + " |")
+        cells = (f"{values[c]:.4f}" if c in values else "—" for c in columns)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return [*lines, *tail]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from soscope.pipeline import run
+from soscope.pipeline import run, subspot_context_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
@@ -107,3 +107,13 @@ def test_a_dataset_h5ad_trains_through_data_anndata(tmp_path):
         cfg = compose("config", overrides=[*overrides, f"paths.output_dir={tmp_path / 'run'}"])
     metrics = run(cfg)
     assert np.isfinite(metrics["soscope"]["median_pearson"])  # the truth travels in the file
+
+
+def test_subspot_context_falls_back_to_none_without_positions(tiny_tissue, caplog):
+    section = tiny_tissue.to_section()
+    assert subspot_context_for("interp", section) == "interp"
+    del section.graph.sub_pos
+    with caplog.at_level("WARNING"):
+        assert subspot_context_for("interp", section) == "none"
+    assert "needs spot and subspot positions" in caplog.text
+    assert subspot_context_for("none", section) == "none"

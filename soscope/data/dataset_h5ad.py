@@ -13,6 +13,7 @@ section's `meta` (how it was made: layout, image scale, sources), and `uns['spat
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -74,7 +75,9 @@ def read_h5ad_checked(path: str | Path) -> ad.AnnData:
     if not path.is_file():
         raise SoScopeInputError(path, "file not found")
     try:
-        return ad.read_h5ad(path)
+        with warnings.catch_warnings():  # duplicate names get soscope's own clear error
+            warnings.filterwarnings("ignore", message=".*names are not unique")
+            return ad.read_h5ad(path)
     except Exception as err:  # h5py and anndata raise many types for a damaged file
         raise SoScopeInputError(path, f"cannot be read as an .h5ad file ({err})") from None
 
