@@ -112,15 +112,20 @@ def read_skin(quick: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return counts.to_numpy(np.float32), coords, pos, list(counts.columns)
 
 
-def synthetic_dataset(likelihood: str) -> Dataset:
-    """The synthetic tissue (default size and platform) with `likelihood` counts."""
+def synthetic_dataset(likelihood: str, image: bool = True) -> Dataset:
+    """The synthetic tissue (default size and platform) with `likelihood` counts; without
+    `image` every subspot gets the same (zero) image feature."""
+    picture = "H&E-like image" if image else "constant image feature"
     note = (
-        f"synthetic Visium tissue ({likelihood} counts, H&E-like image, tissue seed "
+        f"synthetic Visium tissue ({likelihood} counts, {picture}, tissue seed "
         f"{SYNTHETIC_TISSUE_SEED}), truth = its subspots"
     )
     # One tissue for every seed, so the spread over seeds is the training's alone.
     overrides = (f"likelihood={likelihood}", f"data.seed={SYNTHETIC_TISSUE_SEED}")
-    return Dataset(f"synthetic_{likelihood}", overrides, lambda cfg: instantiate(cfg.data), note)
+    name = f"synthetic_{likelihood}"
+    if not image:
+        overrides, name = (*overrides, "+data.constant_image=true"), f"{name}_no_image"
+    return Dataset(name, overrides, lambda cfg: instantiate(cfg.data), note)
 
 
 def skin_dataset(k: int, likelihood: str, quick: bool) -> Dataset:
@@ -155,6 +160,7 @@ def reference_dataset(path: Path, likelihood: str) -> Dataset | None:
 def datasets(args: argparse.Namespace) -> list[Dataset]:
     """The datasets the arguments ask for; the skin data only where it is present."""
     chosen = [synthetic_dataset(name) for name in args.synthetic]
+    chosen += [synthetic_dataset(name, image=False) for name in args.synthetic_no_image]
     if args.skin and SKIN_DIR.is_dir():
         chosen += [skin_dataset(k, args.real_likelihood, args.quick) for k in args.skin]
     elif args.skin:
@@ -249,6 +255,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="*",
         default=["nb", "poisson", "gaussian", "joint_pnb"],
         help="likelihoods of the synthetic tissues (none: no synthetic dataset)",
+    )
+    parser.add_argument(
+        "--synthetic-no-image",
+        nargs="*",
+        default=["nb"],
+        help="likelihoods of synthetic tissues run with a constant image feature",
     )
     parser.add_argument(
         "--skin",

@@ -38,12 +38,16 @@ def assert_complete(table: str, out: Path, dataset: str) -> None:
 
 
 def test_quick_synthetic(tmp_path):
-    table, out = run_quick(tmp_path, "--synthetic", "poisson", "--skin")
+    table, out = run_quick(
+        tmp_path, "--synthetic", "poisson", "--synthetic-no-image", "nb", "--skin"
+    )
     assert_complete(table, out, "synthetic_poisson")
+    assert_complete(table, out, "synthetic_nb_no_image")
+    assert "coverage_1sd" in table
 
 
 @pytest.mark.skipif(not SKIN.is_dir(), reason="the human-skin data is not on this machine")
 def test_quick_skin(tmp_path):
-    table, out = run_quick(tmp_path, "--synthetic", "--skin", "2")
+    table, out = run_quick(tmp_path, "--synthetic", "--synthetic-no-image", "--skin", "2")
     assert_complete(table, out, "skin_2x2")
     assert "constant image feature" in out.read_text()
