@@ -30,16 +30,21 @@ import lightning as L
 import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from soscope.data.datamodule import SpotDataModule
 from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section
 from soscope.evaluate.baselines import BASELINES, run_baseline
 from soscope.evaluate.metrics import summarize
 from soscope.evaluate.pseudospots import make_pseudospots
-from soscope.pipeline import enhance, print_lightning_once, train_both_stages, uncertainty_layers
+from soscope.pipeline import (
+    enhance,
+    load_section,
+    make_datamodule,
+    print_lightning_once,
+    train_both_stages,
+    uncertainty_layers,
+)
 from soscope.plotting import plot_maps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,8 +91,9 @@ def train_and_enhance(cfg: DictConfig, section: Section) -> tuple[np.ndarray, np
     profiles and their predictive sd."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     with tempfile.TemporaryDirectory(prefix="soscope_bench_") as out_dir:
-        model, _ = train_both_stages(cfg, SpotDataModule(section, seed=cfg.seed), Path(out_dir))
-        return enhance(cfg, model, section), uncertainty_layers(cfg, model, section).get("sd")
+        datamodule = make_datamodule(cfg, section)
+        model, _ = train_both_stages(cfg, datamodule, Path(out_dir))
+        return enhance(cfg, model, datamodule), uncertainty_layers(cfg, model, datamodule).get("sd")
 
 
 def read_skin(quick: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -125,7 +131,7 @@ def synthetic_dataset(likelihood: str, image: bool = True) -> Dataset:
     name = f"synthetic_{likelihood}"
     if not image:
         overrides, name = (*overrides, "+data.constant_image=true"), f"{name}_no_image"
-    return Dataset(name, overrides, lambda cfg: instantiate(cfg.data), note)
+    return Dataset(name, overrides, load_section, note)
 
 
 def skin_dataset(k: int, likelihood: str, quick: bool) -> Dataset:

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from soscope.data.anndata_io import enhanced_anndata, spatial_library, write_h5ad_atomic
-from soscope.data.datamodule import SpotDataModule
+from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
 from soscope.data.sample import Section
 from soscope.errors import SoScopeInputError
 from soscope.evaluate.baselines import BASELINES, run_baseline
@@ -117,20 +117,25 @@ def fit_stage(
     return trainer
 
 
-def enhance(cfg: DictConfig, model: SoScopeModule, section: Section) -> np.ndarray:
-    """The enhanced profiles of the section, with the run's output options."""
-    return model.cpu().enhance(section.graph, cfg.non_negative, cfg.consistency).numpy()
+def enhance(cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule) -> np.ndarray:
+    """The enhanced profiles of the section, with the run's output options (tile by tile when
+    the run trains on tiles: the same result in the memory of one tile)."""
+    graph = datamodule.section.graph
+    tiles = datamodule.tiles(model.halo(), graph)
+    return model.cpu().enhance(graph, cfg.non_negative, cfg.consistency, tiles).numpy()
 
 
 def uncertainty_layers(
-    cfg: DictConfig, model: SoScopeModule, section: Section
+    cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule
 ) -> dict[str, np.ndarray]:
     """The .h5ad layers beside X: the predictive sd (when `predictive_sd_samples` > 0) and the
     model's mean before clipping and spot consistency."""
-    graph, model = section.graph, model.cpu()
-    layers = {"mean_unclipped": model.enhance(graph, non_negative=False).numpy()}
+    graph, model = datamodule.section.graph, model.cpu()
+    tiles = datamodule.tiles(model.halo(), graph)
+    layers = {"mean_unclipped": model.enhance(graph, non_negative=False, tiles=tiles).numpy()}
     if cfg.predictive_sd_samples > 0:
-        sd = model.predictive_sd(graph, cfg.consistency, cfg.predictive_sd_samples, cfg.seed)
+        samples = cfg.predictive_sd_samples
+        sd = model.predictive_sd(graph, cfg.consistency, samples, cfg.seed, tiles)
         layers["sd"] = sd.numpy()
     return layers
 
@@ -142,7 +147,7 @@ def stage_figure(
     section = datamodule.section
     with atomic_path(path) as tmp:
         if isinstance(module, SoScopeModule):
-            plot_enhanced(section, enhance(cfg, module, section), tmp, cfg.plot_features)
+            plot_enhanced(section, enhance(cfg, module, datamodule), tmp, cfg.plot_features)
         else:
             reconstructed = module.cpu().predict_spots(section.graph).numpy()
             plot_reconstruction(section, reconstructed, tmp, cfg.plot_features)
@@ -262,6 +267,29 @@ def print_lightning_once() -> None:
             logging.getLogger(name).handlers.clear()
 
 
+def split_data_config(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`cfg.data` as (what loads the section, how it is served: `LOADER_KEYS`)."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return data, {key: data.pop(key) for key in LOADER_KEYS if key in data}
+
+
+def load_section(cfg: DictConfig) -> Section:
+    """The section `cfg.data` describes."""
+    return instantiate(split_data_config(cfg)[0])
+
+
+def make_datamodule(cfg: DictConfig, section: Section | None = None) -> SpotDataModule:
+    """The run's data: `section`, or the one `cfg.data` loads (on first use), served as its
+    keys `batching`, `tile_size` and `feature_dtype` say (see `SpotDataModule`)."""
+    source, loading = split_data_config(cfg)
+    return SpotDataModule(
+        section or (lambda: instantiate(source)),
+        val_fraction=cfg.validation.fraction,
+        seed=cfg.seed,
+        **loading,
+    )
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run the whole job described by `cfg`; returns the evaluation metrics and the objective.
 
@@ -272,15 +300,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = SpotDataModule(
-        lambda: instantiate(cfg.data), val_fraction=cfg.validation.fraction, seed=cfg.seed
-    )
+    datamodule = make_datamodule(cfg)
     model, trainer = train_both_stages(cfg, datamodule, out_dir)
     if not trainer.is_global_zero:  # outputs and evaluation are rank 0's
         return {"objective": None}
     section = datamodule.section
-    enhanced = enhance(cfg, model, section)
-    layers = uncertainty_layers(cfg, model, section)
+    enhanced = enhance(cfg, model, datamodule)
+    layers = uncertainty_layers(cfg, model, datamodule)
     metrics: dict[str, Any] = evaluate_against_truth(section, enhanced, layers.get("sd"))
     score = trainer.callback_metrics.get("soscope/val_heldout_pearson")
     metrics["objective"] = float(score) if score is not None else None

@@ -1,5 +1,6 @@
 """The experiment framework: config groups, sweeps, searches, loggers, DDP, resume and seeds."""
 
+import math
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from soscope.pipeline import run
+from soscope.data.tiles import tile_cells
+from soscope.pipeline import load_section, run
 from soscope.training.soscope import SoScopeModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +54,7 @@ def train_py(tmp_path, *args, env=None, timeout=300):
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
 def test_every_group_option_composes_and_instantiates(tmp_path, group, option):
     cfg = config(tmp_path, f"{group}={option}", "data.n_rows=3", "data.n_cols=3")
-    section = instantiate(cfg.data)
+    section = load_section(cfg)
     dims = {"n_features": section.graph.x.size(1), "feat_dim": section.graph.sub_feat.size(1)}
     assert isinstance(instantiate(cfg.model.soscope, **dims), SoScopeModule)
     instantiate(cfg.model.vgae, **dims)
@@ -135,16 +137,24 @@ def test_wandb_offline_keeps_metrics_and_images_in_the_run_folder(tmp_path):
     assert images == {"vgae", "soscope"}
 
 
-def test_ddp_cpu_trains_in_two_processes(tmp_path):
+def test_ddp_cpu_trains_on_tiles_in_two_processes(tmp_path):
+    """Each of the two ranks takes its share of the tiles: ⌈tiles / 2⌉ steps an epoch."""
+    tiling = ["data.batching=tiles", "data.tile_size=8"]
     train_py(
         tmp_path,
         "trainer=ddp_cpu",
         "epochs.vgae=2",
         "epochs.soscope=2",
         f"hydra.run.dir={tmp_path}",
+        *tiling,
     )
     assert (tmp_path / "train_ddp_process_1.log").is_file()
     assert (tmp_path / "enhanced.h5ad").is_file()
+    section = load_section(config(tmp_path, *TINY, *tiling))
+    n_tiles = len(tile_cells(section.graph.pos.numpy(), section.graph.num_nodes, 8))
+    assert n_tiles > 2
+    checkpoint = torch.load(tmp_path / "checkpoints" / "soscope.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 2 * math.ceil(n_tiles / 2)
 
 
 def final_weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from soscope.data.heldout import hold_out_spots
 from soscope.data.sample import Section, SpotGraph
+from soscope.data.tiles import BATCHING_MODES, TiledSection
 
-BATCHING_MODES = ("full",)
+FEATURE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+LOADER_KEYS = ("batching", "tile_size", "feature_dtype")
 
 
 class _WholeSection(Dataset):
@@ -34,9 +39,12 @@ class SpotDataModule(L.LightningDataModule):
     """Serves a section to both stages; `batching` selects how it is cut into steps.
 
     `full` (the default and the original's schedule) serves the whole section as one batch
-    per epoch. `section` is a `Section` or a zero-argument callable that loads one. With
-    `val_fraction` > 0 a seeded fraction of spots is hidden from training and scored in
-    validation (see `soscope.data.heldout`).
+    per epoch; `tiles` serves spatial tiles of about `tile_size` spots each, with the halo the
+    training module asks for (`soscope.data.tiles`), one step per tile, shuffled, each DDP rank
+    its share. `section` is a `Section` or a zero-argument callable that loads one; its image
+    features are kept in `feature_dtype` (float16 halves their memory; the decoder casts them
+    where it runs). With `val_fraction` > 0 a seeded fraction of spots is hidden from training
+    and scored in validation on the whole section (see `soscope.data.heldout`).
     """
 
     def __init__(
@@ -45,12 +53,21 @@ class SpotDataModule(L.LightningDataModule):
         batching: str = "full",
         val_fraction: float = 0.0,
         seed: int = 0,
+        tile_size: int = 2000,
+        feature_dtype: str = "float32",
     ) -> None:
         super().__init__()
         if batching not in BATCHING_MODES:
             raise ValueError(f"unknown batching {batching!r}; choose from {BATCHING_MODES}")
+        if feature_dtype not in FEATURE_DTYPES:
+            raise ValueError(
+                f"unknown feature_dtype {feature_dtype!r}; choose from {tuple(FEATURE_DTYPES)}"
+            )
         self._source = section
         self.batching = batching
+        self.tile_size = tile_size
+        self.feature_dtype = FEATURE_DTYPES[feature_dtype]
+        self._tiled: dict[tuple[int, int], TiledSection] = {}
         self.val_fraction = val_fraction
         self.seed = seed
         self._section: Section | None = section if isinstance(section, Section) else None
@@ -59,6 +76,11 @@ class SpotDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._section is None:
             self._section = self._source()
+        graph = self._section.graph
+        if graph.sub_feat.dtype != self.feature_dtype:  # a shallow copy: the caller's stays
+            graph = copy.copy(graph)
+            graph.sub_feat = graph.sub_feat.to(self.feature_dtype)
+            self._section = dataclasses.replace(self._section, graph=graph)
         if self._train_graph is None:
             graph = self._section.graph
             if self.val_fraction > 0:
@@ -77,8 +99,22 @@ class SpotDataModule(L.LightningDataModule):
         self.setup()
         return self._train_graph
 
+    def tiles(self, halo: tuple[int, int], graph: SpotGraph | None = None) -> TiledSection | None:
+        """The tiles of `graph` (the training graph) for a module's `halo()`; None when the
+        batching is `full`. Built once per halo."""
+        if self.batching == "full":
+            return None
+        graph = self.train_graph if graph is None else graph
+        key = (id(graph), *halo)
+        if key not in self._tiled:
+            self._tiled[key] = TiledSection(graph, self.tile_size, *halo)
+        return self._tiled[key]
+
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_WholeSection(self.train_graph), batch_size=1, collate_fn=_first)
+        if self.batching == "full":
+            return DataLoader(_WholeSection(self.train_graph), batch_size=1, collate_fn=_first)
+        tiles = self.tiles(self.trainer.lightning_module.halo())
+        return DataLoader(tiles, batch_size=1, shuffle=True, collate_fn=_first)
 
     def val_dataloader(self) -> DataLoader:
         """The same graph, scored on its held-out spots; empty when none are held out."""

@@ -42,6 +42,24 @@ class SpotGraph(Data):
         return int(self.sub_feat.size(0))
 
 
+def subspot_counts(graph: SpotGraph) -> Tensor:
+    """K_i of each spot as an N×1 float column: a tile's `spot_k` (the counts in the whole
+    section, since a tile leaves out its halo spots' subspots), else counted from `sub_to_spot`."""
+    k = getattr(graph, "spot_k", None)
+    if k is not None:
+        return k
+    return torch.bincount(graph.sub_to_spot, minlength=graph.num_nodes).unsqueeze(-1).float()
+
+
+def spot_spacing(pos: Tensor, edge_index: Tensor) -> Tensor:
+    """Median length of the spot graph's edges (self-loops aside): the spot spacing in pixels."""
+    src, dst = edge_index
+    keep = src != dst
+    if not bool(keep.any()):
+        return torch.ones((), dtype=pos.dtype, device=pos.device)
+    return (pos[src[keep]] - pos[dst[keep]]).norm(dim=-1).median().clamp(min=1e-6)
+
+
 def fixed_layout(num_spots: int, k: int) -> Tensor:
     """`sub_to_spot` of the original layout: subspots of spot i are rows i·K … i·K+K−1."""
     return torch.arange(num_spots).repeat_interleave(k)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from soscope.data.sample import SpotGraph
+from soscope.data.sample import SpotGraph, spot_spacing
 
 CONTEXT_MODES = ("none", "interp")
 OFFSET_DIM = 2
@@ -25,15 +25,6 @@ def context_width(mode: str, z_dim: int) -> int:
     if mode not in CONTEXT_MODES:
         raise ValueError(f"unknown subspot_context {mode!r}; choose from {CONTEXT_MODES}")
     return 0 if mode == "none" else z_dim + OFFSET_DIM
-
-
-def spot_spacing(pos: Tensor, edge_index: Tensor) -> Tensor:
-    """Median length of the spot graph's edges (self-loops aside): the spot spacing in pixels."""
-    src, dst = edge_index
-    keep = src != dst
-    if not bool(keep.any()):
-        return torch.ones((), dtype=pos.dtype, device=pos.device)
-    return (pos[src[keep]] - pos[dst[keep]]).norm(dim=-1).median().clamp(min=1e-6)
 
 
 def neighbourhood_pairs(edge_index: Tensor, sub_to_spot: Tensor, num_spots: int) -> Tensor:
@@ -77,7 +68,8 @@ def subspot_context(batch: SpotGraph, z: Tensor) -> Tensor:
         )
     pos, sub_pos = pos.to(z.dtype), sub_pos.to(z.dtype)
     parent = batch.sub_to_spot
-    spacing = spot_spacing(pos, batch.edge_index)
+    spacing = getattr(batch, "spacing", None)  # a tile carries its section's
+    spacing = spot_spacing(pos, batch.edge_index) if spacing is None else spacing.to(z.dtype)
     pairs = neighbourhood_pairs(batch.edge_index, parent, batch.num_nodes)
     weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * spacing)
     spots, subs = pairs

@@ -8,6 +8,7 @@ from the edges plus uniformly sampled pairs, an unbiased estimate of the same me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -83,30 +84,66 @@ def graph_bce(
     mode: str = "exact",
     num_samples: int | None = None,
     generator: torch.Generator | None = None,
+    rows: Tensor | None = None,
+    pool: Tensor | None = None,
+    total_nodes: int | None = None,
 ) -> Tensor:
-    """Mean BCE over all M² node pairs between the predicted pair probability and the graph.
+    """Mean BCE over all node pairs between the predicted pair probability and the graph.
 
     `embeddings` are M×d blocks (one for plain, two for joint likelihoods); `edge_weight` are
     the soft targets of the listed pairs (duplicates add, as in a dense matrix), every other
-    pair has target 0. `mode="sampled"` replaces the sum over all pairs by `num_samples`
-    uniformly drawn pairs (default: 8 per edge).
+    pair has target 0. `mode="sampled"` replaces the sum over all pairs by a grid of about
+    `num_samples` pairs (default: 8 per edge). A tile passes its own nodes as `rows`, the nodes
+    whose embeddings it has exactly as the negatives' `pool`, and the section's node count as
+    `total_nodes`: the result is then its share of the section's mean (sampled mode only).
     """
-    n = embeddings[0].size(0)
+    n = total_nodes or embeddings[0].size(0)
     src, dst = edge_index
     log_c, log_not = _edge_log_probs(embeddings, src, dst)
     # BCE(c, t) = −t·log c − (1−t)·log(1−c); every pair contributes −log(1−c), edges add the rest.
     edge_term = (edge_weight.float() * (log_not - log_c)).sum()
-    if mode == "exact":
-        all_pairs = sum(_AllPairsSoftplus.apply(e, _chunk_rows(n)) for e in embeddings)
-        return (all_pairs + edge_term) / (n * n)
-    if mode == "sampled":
+    if mode == "exact" and rows is None and pool is None:
+        return (all_pairs_term(embeddings) + edge_term) / (n * n)
+    if mode in ("exact", "sampled"):
         count = num_samples or 8 * max(int(edge_index.size(1)), 1)
-        device = embeddings[0].device
-        i = torch.randint(n, (count,), device=device, generator=generator)
-        j = torch.randint(n, (count,), device=device, generator=generator)
-        _, sampled_not = _edge_log_probs(embeddings, i, j)
-        return -sampled_not.mean() + edge_term / (n * n)
+        return (sampled_pairs_term(embeddings, count, generator, rows, pool, n) + edge_term) / (
+            n * n
+        )
     raise ValueError(f"unknown graph loss mode {mode!r}; choose from exact, sampled")
+
+
+def all_pairs_term(embeddings: Sequence[Tensor]) -> Tensor:
+    """Σ over all pairs (i, j) of −log(1 − c_ij) = Σ_blocks softplus(e_i·e_j), in row chunks."""
+    n = embeddings[0].size(0)
+    return sum(_AllPairsSoftplus.apply(e, _chunk_rows(n)) for e in embeddings)
+
+
+def sampled_pairs_term(
+    embeddings: Sequence[Tensor],
+    count: int,
+    generator: torch.Generator | None,
+    rows: Tensor | None,
+    pool: Tensor | None,
+    columns: int,
+) -> Tensor:
+    """Unbiased estimate of Σ_{i ∈ rows, j < columns} −log(1 − c_ij) from a grid of pairs.
+
+    About √count uniform rows meet √count uniform columns from `pool` in one matrix product (no
+    per-pair gathers: memory O(count), not O(count·d)); the pool stands for all `columns`.
+    """
+    device = embeddings[0].device
+    n = embeddings[0].size(0)
+    rows = torch.arange(n, device=device) if rows is None else rows
+    pool = torch.arange(n, device=device) if pool is None else pool
+    side = max(1, math.isqrt(max(count, 1) - 1) + 1)
+    i = rows[torch.randint(len(rows), (side,), device=device, generator=generator)]
+    j = pool[torch.randint(len(pool), (side,), device=device, generator=generator)]
+    return -_grid_log_not(embeddings, i, j) * (len(rows) * columns / (side * side))
+
+
+def _grid_log_not(embeddings: Sequence[Tensor], i: Tensor, j: Tensor) -> Tensor:
+    """Σ over the grid rows i × columns j of log(1 − c_ij) = −Σ_blocks softplus(e_i·e_j)."""
+    return -sum(F.softplus(e[i].float() @ e[j].float().T).sum() for e in embeddings)
 
 
 def resolve_graph_mode(mode: str, n_nodes: int, exact_max_nodes: int) -> str:
@@ -119,64 +156,53 @@ def resolve_graph_mode(mode: str, n_nodes: int, exact_max_nodes: int) -> str:
 
 
 def kl_at_sample(q: Distribution, p: Distribution, z: Tensor) -> Tensor:
-    """KL(q‖p) estimated as log q(z) − log p(z) at the sample, summed over dims, mean over rows."""
-    return (q.log_prob(z).sum(-1) - p.log_prob(z).sum(-1)).mean()
+    """KL(q‖p) per row, estimated as log q(z) − log p(z) at the sample, summed over dims."""
+    return q.log_prob(z).sum(-1) - p.log_prob(z).sum(-1)
 
 
 def node_loss_mse(
-    likelihood: Likelihood,
-    sub_mean: Tensor,
-    x: Tensor,
-    k: Tensor,
-    sub_to_spot: Tensor,
-    mask: Tensor | None = None,
+    likelihood: Likelihood, sub_mean: Tensor, x: Tensor, k: Tensor, sub_to_spot: Tensor
 ) -> Tensor:
-    """The original's node loss: spot aggregates of subspot means against the spot, MSE / scale.
+    """The original's node loss per spot: squared error of spot aggregates of subspot means
+    against the spot, averaged over each block's features, over the block's scale.
 
-    Count blocks compare subspot sums with the spot total x·K; Gaussian blocks compare
-    subspot means with x. Only the spots in `mask` (all by default) count.
+    Count blocks compare subspot sums with the spot total x·K; Gaussian blocks compare subspot
+    means with x. Its mean over spots is the original's MSE / scale.
     """
     n = x.size(0)
-    loss = x.new_zeros(())
+    loss = x.new_zeros(n)
     blocks = zip(likelihood.blocks, likelihood.split(sub_mean), likelihood.split(x), strict=True)
     for block, sub_b, x_b in blocks:
         if block.is_count:
             pred, target = aggregate(sub_b, sub_to_spot, n), x_b * k
         else:
             pred, target = aggregate_mean(sub_b, sub_to_spot, n), x_b
-        if mask is not None:
-            pred, target = pred[mask], target[mask]
-        loss = loss + F.mse_loss(pred, target) / block.scale
+        loss = loss + (pred - target).pow(2).mean(-1) / block.scale
     return loss
 
 
 def node_loss_likelihood(
-    likelihood: Likelihood,
-    sub_dist: Distribution,
-    x: Tensor,
-    k: Tensor,
-    sub_to_spot: Tensor,
-    mask: Tensor | None = None,
+    likelihood: Likelihood, sub_dist: Distribution, x: Tensor, k: Tensor, sub_to_spot: Tensor
 ) -> Tensor:
     """Negative log-likelihood of each observed spot under the aggregate of its subspots."""
     spot_dist = likelihood.aggregate(sub_dist, sub_to_spot, x.size(0))
-    return masked_mean(-spot_dist.log_prob(likelihood.spot_target(x, k)), mask)
-
-
-def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
-    """Mean over the rows in `mask`, or over all rows."""
-    return values.mean() if mask is None else values[mask].mean()
+    return -spot_dist.log_prob(likelihood.spot_target(x, k))
 
 
 def smoothness(
-    likelihood: Likelihood, sub_mean: Tensor, edge_index: Tensor, edge_weight: Tensor
+    likelihood: Likelihood,
+    sub_mean: Tensor,
+    edge_index: Tensor,
+    edge_weight: Tensor,
+    weight_total: Tensor | float | None = None,
 ) -> Tensor:
     """Weighted mean over the subspot graph's edges of Σ_features (v_s − v_t)².
 
     v is log1p of count means and Gaussian means / scale. A spatial prior: together with the
     spot totals it favours subspot maps that vary smoothly across spot borders, as Tobler's
     volume-preserving (pycnophylactic) interpolation does; W's image weights let it stop at
-    edges the image shows.
+    edges the image shows. A tile passes its share of the section's total weight as
+    `weight_total`, so the tiles' values add up to the section's.
     """
     parts = [
         torch.log1p(values.clamp(min=0)) if block.is_count else values / block.scale
@@ -185,4 +211,5 @@ def smoothness(
     v = torch.cat(parts, dim=-1)
     src, dst = edge_index
     energy = (v[src] - v[dst]).pow(2).sum(-1)
-    return (edge_weight * energy).sum() / edge_weight.sum().clamp(min=1e-12)
+    total = edge_weight.sum() if weight_total is None else weight_total
+    return (edge_weight * energy).sum() / torch.as_tensor(total).clamp(min=1e-12)

@@ -10,9 +10,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Normal
 
-from soscope.data.sample import SpotGraph
+from soscope.data.sample import SpotGraph, subspot_counts
 from soscope.evaluate.metrics import pearson_per_feature
-from soscope.models.aggregation import spot_counts
 from soscope.models.encoder import GraphEncoder
 from soscope.models.likelihoods import Likelihood, make_likelihood
 from soscope.models.losses import kl_at_sample
@@ -23,7 +22,8 @@ class LatentGraphModule(L.LightningModule):
     """A stage of soScope: encodes the spot graph to Z ~ q(Z | X, A) with prior N(0, I).
 
     Subclasses add their decoder and `stage_loss`; one training step is one pass over the
-    batch (the whole section in full-graph mode, as in the original).
+    batch: the whole section in full-graph mode, as in the original, or one spatial tile
+    (`soscope.data.tiles`), whose loss is its share of the section's.
     """
 
     stage_name = "stage"
@@ -55,12 +55,17 @@ class LatentGraphModule(L.LightningModule):
 
     def encode(self, batch: SpotGraph) -> Normal:
         """q(Z | X, A) for the spots of `batch`."""
-        k = spot_counts(batch.sub_to_spot, batch.num_nodes)
+        k = subspot_counts(batch)
         return self.encoder(self.likelihood.encoder_input(batch.x, k), batch.edge_index)
 
     def kl(self, q: Normal, z: Tensor) -> Tensor:
+        """KL(q ‖ N(0, I)) per spot, at the sample `z`."""
         prior = Normal(torch.zeros_like(z), torch.ones_like(z))
         return kl_at_sample(q, prior, z)
+
+    def halo(self) -> tuple[int, int]:
+        """(encoder layers, context hops): what a tile's halo must cover for exact outputs."""
+        return len(self.encoder.convs), 0
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError

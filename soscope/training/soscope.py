@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soscope.data.sample import SpotGraph
-from soscope.models.aggregation import aggregate_mean, spot_counts
+from soscope.data.sample import SpotGraph, subspot_counts
+from soscope.data.tiles import loss_scope, own_rows, rows_and_pool, spots_of
+from soscope.models.aggregation import aggregate_mean
 from soscope.models.consistency import CONSISTENCY_MODES, rescale_spread, rescale_to_spots
 from soscope.models.context import context_width, subspot_context
 from soscope.models.decoders import EnhancementDecoder
@@ -46,7 +47,7 @@ class SoScopeModule(LatentGraphModule):
         self,
         graph_loss_weight: float = 1.0,
         graph_loss: str = "auto",
-        exact_max_nodes: int = 20000,
+        exact_max_nodes: int = 5000,
         node_loss: str = "mse",
         gamma: dict | None = None,
         gamma_mode: str = "loss",
@@ -76,9 +77,13 @@ class SoScopeModule(LatentGraphModule):
         """Start from the stage-1 encoder's weights."""
         self.encoder.load_state_dict(encoder.state_dict())
 
+    def halo(self) -> tuple[int, int]:
+        layers, _ = super().halo()
+        return layers, int(self.hparams.subspot_context != "none")
+
     def subspot_distribution(self, batch: SpotGraph, z: Tensor) -> BlockDistribution:
         """p(y | z, image) of every subspot, each decoded from its own spot's latent."""
-        k_sub = spot_counts(batch.sub_to_spot, batch.num_nodes)[batch.sub_to_spot]
+        k_sub = subspot_counts(batch)[batch.sub_to_spot]
         context = None
         if self.hparams.subspot_context != "none":
             context = subspot_context(batch, z)
@@ -86,25 +91,31 @@ class SoScopeModule(LatentGraphModule):
         return self.likelihood.subspot_distribution(raw, k_sub)
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
+        scope = loss_scope(batch)
         q = self.encode(batch)
         z = q.rsample()
         sub_dist = self.subspot_distribution(batch, z)
         sub_mean = sub_dist.mean
-        k = spot_counts(batch.sub_to_spot, batch.num_nodes)
-        mask = self.train_mask(batch)
+        k = subspot_counts(batch)
+        args = (batch.x, k, batch.sub_to_spot)
         if self.hparams.node_loss == "mse":
-            node = node_loss_mse(self.likelihood, sub_mean, batch.x, k, batch.sub_to_spot, mask)
+            per_spot = node_loss_mse(self.likelihood, sub_mean, *args)
         else:
-            node = node_loss_likelihood(
-                self.likelihood, sub_dist, batch.x, k, batch.sub_to_spot, mask
-            )
+            per_spot = node_loss_likelihood(self.likelihood, sub_dist, *args)
+        node = scope.spot_mean(per_spot, self.train_mask(batch))
         deviation = self.likelihood.split(sub_mean - batch.x[batch.sub_to_spot])
         mode = resolve_graph_mode(
-            self.hparams.graph_loss, batch.sub_feat.size(0), self.hparams.exact_max_nodes
+            self.hparams.graph_loss, scope.subspots, self.hparams.exact_max_nodes
         )
-        graph = graph_bce(deviation, batch.sub_edge_index, batch.sub_edge_weight, mode)
-        smooth = smoothness(self.likelihood, sub_mean, batch.sub_edge_index, batch.sub_edge_weight)
-        kl = self.kl(q, z)
+        rows, pool = rows_and_pool(scope, "subspot")
+        edges, weights = batch.sub_edge_index, batch.sub_edge_weight
+        graph = scope.tiles * graph_bce(
+            deviation, edges, weights, mode, rows=rows, pool=pool, total_nodes=scope.subspots
+        )
+        smooth = smoothness(
+            self.likelihood, sub_mean, edges, weights, scope.sub_weight / scope.tiles
+        )
+        kl = scope.spot_mean(self.kl(q, z))
         beta, gamma = self.beta(self.global_step), self.gamma(self.global_step)
         loss = node + self.hparams.graph_loss_weight * graph + beta * kl
         loss = loss + self.hparams.smooth_weight * smooth
@@ -128,15 +139,21 @@ class SoScopeModule(LatentGraphModule):
 
     @torch.no_grad()
     def enhance(
-        self, batch: SpotGraph, non_negative: bool = True, consistency: str = "none"
+        self,
+        batch: SpotGraph,
+        non_negative: bool = True,
+        consistency: str = "none",
+        tiles: Iterable[SpotGraph] | None = None,
     ) -> Tensor:
         """Enhanced subspot profiles: the subspot distribution's mean at Z = μ (no sampling).
 
         `consistency="rescale"` then makes each spot's subspots re-aggregate to the observed spot.
+        With `tiles` (the section's `TiledSection`) it works tile by tile, with the same result.
         """
         check_consistency(consistency)
-        mean = self._evaluated(lambda: self.subspot_distribution(batch, self.encode(batch).mean))
-        mean = mean.mean
+        views = [batch] if tiles is None else tiles
+        mean = self._evaluated(lambda: self._decode(views, self._posterior(views, batch)[0], batch))
+        mean = mean[0]
         if non_negative:
             mean = F.relu(mean)
         if consistency == "rescale":
@@ -150,31 +167,65 @@ class SoScopeModule(LatentGraphModule):
         consistency: str = "none",
         n_samples: int = 32,
         seed: int = 0,
+        tiles: Iterable[SpotGraph] | None = None,
     ) -> Tensor:
         """Per-subspot predictive sd: √(E_Z[Var(y | Z)] + Var_Z[E(y | Z)]) over Z ~ q(Z | X, A).
 
         Z is sampled `n_samples` times from a generator seeded with `seed`, so the output is
         repeatable; with `consistency="rescale"` it scales with the enhanced mean it goes with.
+        The moments accumulate sample by sample (memory of one sample), tile by tile if `tiles`.
         """
         check_consistency(consistency)
         generator = torch.Generator(device=batch.x.device).manual_seed(seed)
+        views = [batch] if tiles is None else tiles
 
         def moments() -> tuple[Tensor, Tensor, Tensor]:
-            q = self.encode(batch)
-            at_mean = self.subspot_distribution(batch, q.mean).mean
-            means, variances = [], []
-            for _ in range(n_samples):
-                noise = torch.randn(q.mean.shape, generator=generator, device=q.mean.device)
-                dist = self.subspot_distribution(batch, q.mean + q.stddev * noise)
-                means.append(dist.mean)
-                variances.append(dist.variance)
-            return at_mean, torch.stack(means), torch.stack(variances)
+            mu, sigma = self._posterior(views, batch)
+            at_mean = self._decode(views, mu, batch)[0]
+            mean = spread = expected_var = torch.zeros_like(at_mean)
+            for count in range(1, n_samples + 1):
+                noise = torch.randn(mu.shape, generator=generator, device=mu.device)
+                sample_mean, sample_var = self._decode(views, mu + sigma * noise, batch, True)
+                delta = sample_mean - mean  # Welford's running mean and sum of squares
+                mean = mean + delta / count
+                spread = spread + delta * (sample_mean - mean)
+                expected_var = expected_var + (sample_var - expected_var) / count
+            return at_mean, expected_var, spread / n_samples
 
-        at_mean, means, variances = self._evaluated(moments)
-        sd = (variances.mean(0) + means.var(0, unbiased=False)).sqrt()
+        at_mean, expected_var, latent_var = self._evaluated(moments)
+        sd = (expected_var + latent_var).sqrt()
         if consistency == "rescale":
             sd = rescale_spread(self.likelihood, sd, at_mean, batch.x, batch.sub_to_spot)
         return sd
+
+    def _posterior(self, views: Iterable[SpotGraph], section: SpotGraph) -> tuple[Tensor, Tensor]:
+        """μ and σ of q(Z | X, A) at every spot of `section`, gathered from the views' own spots."""
+        mu = sigma = None
+        for view in views:
+            q = self.encode(view)
+            ids, rows = own_rows(view, "spot")
+            if mu is None:
+                mu = q.mean.new_empty(section.num_nodes, q.mean.size(1))
+                sigma = torch.empty_like(mu)
+            mu[ids], sigma[ids] = q.mean[rows], q.stddev[rows]
+        return mu, sigma
+
+    def _decode(
+        self, views: Iterable[SpotGraph], z: Tensor, section: SpotGraph, variance: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Mean (and variance) of every subspot of `section` given the section's latents `z`."""
+        mean = var = None
+        for view in views:
+            dist = self.subspot_distribution(view, z[spots_of(view)])
+            ids, rows = own_rows(view, "subspot")
+            if mean is None:
+                width = self.likelihood.n_features
+                mean = z.new_empty(section.num_subspots, width)
+                var = torch.empty_like(mean) if variance else None
+            mean[ids] = dist.mean[rows]
+            if variance:
+                var[ids] = dist.variance[rows]
+        return mean, var
 
     def _evaluated(self, compute: Callable[[], Any]) -> Any:
         """`compute()` in eval mode, restoring the training mode afterwards."""

@@ -7,10 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from soscope.data.sample import SpotGraph
-from soscope.models.aggregation import spot_counts
+from soscope.data.sample import SpotGraph, subspot_counts
+from soscope.data.tiles import loss_scope, rows_and_pool
 from soscope.models.decoders import SpotDecoder
-from soscope.models.losses import graph_bce, masked_mean, resolve_graph_mode
+from soscope.models.losses import graph_bce, resolve_graph_mode
 from soscope.training.base import LatentGraphModule
 
 
@@ -20,7 +20,7 @@ class VGAEModule(LatentGraphModule):
     stage_name = "vgae"
 
     def __init__(
-        self, graph_loss: str = "auto", exact_max_nodes: int = 20000, **kwargs: Any
+        self, graph_loss: str = "auto", exact_max_nodes: int = 5000, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
@@ -29,23 +29,28 @@ class VGAEModule(LatentGraphModule):
         )
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
+        scope = loss_scope(batch)
         q = self.encode(batch)
         z = q.rsample()
-        k = spot_counts(batch.sub_to_spot, batch.num_nodes)
+        k = subspot_counts(batch)
         p_x = self.likelihood.spot_distribution(self.decoder(z))
         node_nll = -p_x.log_prob(self.likelihood.spot_target(batch.x, k))
-        node = masked_mean(node_nll, self.train_mask(batch))
+        node = scope.spot_mean(node_nll, self.train_mask(batch))
         mode = resolve_graph_mode(
-            self.hparams.graph_loss, batch.num_nodes, self.hparams.exact_max_nodes
+            self.hparams.graph_loss, scope.spots, self.hparams.exact_max_nodes
         )
-        graph = graph_bce([z], batch.edge_index, batch.edge_weight, mode)
-        kl = self.kl(q, z)
+        edges, weights = scope.own_edges(batch.edge_index, batch.edge_weight)
+        rows, pool = rows_and_pool(scope, "spot")
+        graph = scope.tiles * graph_bce(
+            [z], edges, weights, mode, rows=rows, pool=pool, total_nodes=scope.spots
+        )
+        kl = scope.spot_mean(self.kl(q, z))
         beta = self.beta(self.global_step)
         loss = node + graph + beta * kl
         return loss, {"node_loss": node, "graph_loss": graph, "kl_loss": kl, "beta": beta}
 
     @torch.no_grad()
     def predict_spots(self, batch: SpotGraph) -> Tensor:
-        k = spot_counts(batch.sub_to_spot, batch.num_nodes)
+        k = subspot_counts(batch)
         mean = self.likelihood.spot_distribution(self.decoder(self.encode(batch).mean)).mean
         return self.likelihood.per_subspot(mean, k)

@@ -21,7 +21,8 @@ def module_args(section, **extra):
     }
 
 
-def fit(module, section, epochs=3):
+def fit(module, data, epochs=3):
+    """Train `module` on a Section or a SpotDataModule for `epochs`; the trainer."""
     trainer = L.Trainer(
         max_epochs=epochs,
         logger=False,
@@ -29,7 +30,8 @@ def fit(module, section, epochs=3):
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, datamodule=SpotDataModule(section))
+    datamodule = data if isinstance(data, SpotDataModule) else SpotDataModule(data)
+    trainer.fit(module, datamodule=datamodule)
     return trainer
 
 

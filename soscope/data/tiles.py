@@ -1,0 +1,288 @@
+"""Spatial tiles of a section for mini-batch training and inference, linear in spots.
+
+A tile owns a square patch of spots. Its batch holds those spots plus a halo large enough that
+every output the tile's loss reads is exactly what the whole section would give:
+
+- the decoded subspots are the tile's own subspots and the far ends of their subspot-graph
+  edges; their parent spots need exact latents, and with the spatial context
+  (`context_hops` = 1) so do those spots' graph neighbours;
+- the spot-graph loss reads the latents at both ends of the own spots' edges;
+- an encoder of `encoder_layers` message-passing layers is exact on a set of spots when the
+  batch has every spot within that many hops of it (and all edges among them).
+
+So the halo is the encoder's depth around what the losses read: 3 + 1 hops (plus the reach of
+the subspot graph's edges) for soScope with `subspot_context=interp`, 3 + 1 for the VGAE. The
+loss of a tile covers its own spots, own subspots and the edges that start at them, each
+normalised by section totals, so the mean over an epoch's tiles is the full-graph loss; only
+the negatives of the graph losses differ, drawn from the pairs the tile holds exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from soscope.data.sample import SpotGraph, spot_spacing, subspot_counts
+
+BATCHING_MODES = ("full", "tiles")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Global indices of a tile's spots and subspots and its edges relabelled to them."""
+
+    spots: Tensor  # spots of the batch (own, halo), global ids
+    own: Tensor  # bool per batch spot: scored here
+    exact: Tensor  # bool per batch spot: latent exact here
+    subspots: Tensor  # decoded subspots, global ids
+    sub_own: Tensor  # bool per decoded subspot: scored here
+    edge_index: Tensor  # spot edges among the batch spots, local ids
+    edge_ids: Tensor
+    sub_edge_index: Tensor  # subspot edges from own subspots, local ids
+    sub_edge_ids: Tensor
+
+
+@dataclass(frozen=True)
+class LossScope:
+    """What one batch's loss covers, and the section totals that make it a share of the
+    full-graph loss: the mean of the shares over the `tiles` of an epoch is the whole."""
+
+    own: Tensor | None  # spots scored (None: all)
+    exact: Tensor | None  # spots whose latent is exact (None: all)
+    sub_own: Tensor | None  # subspots scored (None: all)
+    spots: int
+    train_spots: int
+    subspots: int
+    sub_weight: Tensor
+    tiles: int
+
+    def spot_mean(self, values: Tensor, train: Tensor | None = None) -> Tensor:
+        """This batch's share of the section mean of `values` (over training spots if given)."""
+        keep = train if self.own is None else (self.own if train is None else self.own & train)
+        total = self.spots if train is None else self.train_spots
+        chosen = values if keep is None else values[keep]
+        return chosen.sum() * self.tiles / total
+
+    def own_edges(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
+        """The edges whose first endpoint is an own spot."""
+        if self.own is None:
+            return edge_index, edge_weight
+        keep = self.own[edge_index[0]]
+        return edge_index[:, keep], edge_weight[keep]
+
+
+def _ids(mask: Tensor | None) -> Tensor | None:
+    return None if mask is None else mask.nonzero().squeeze(-1)
+
+
+def rows_and_pool(scope: LossScope, level: str) -> tuple[Tensor | None, Tensor | None]:
+    """Row ids scored and the exact pool of negatives at `level` ("spot" or "subspot")."""
+    if level == "spot":
+        return _ids(scope.own), _ids(scope.exact)
+    return _ids(scope.sub_own), None
+
+
+def spots_of(batch: SpotGraph) -> Tensor | slice:
+    """Section ids of a batch's spots (all of them, in order, for a whole section)."""
+    ids = getattr(batch, "global_spot", None)
+    return slice(None) if ids is None else ids
+
+
+def own_rows(batch: SpotGraph, level: str) -> tuple[Tensor | slice, Tensor | slice]:
+    """(section ids, batch rows) of the spots or subspots a batch owns: its outputs to keep."""
+    own, ids = (
+        (getattr(batch, "own", None), getattr(batch, "global_spot", None))
+        if level == "spot"
+        else (getattr(batch, "sub_own", None), getattr(batch, "global_sub", None))
+    )
+    if own is None:
+        return slice(None), slice(None)
+    return ids[own], own
+
+
+def loss_scope(batch: SpotGraph) -> LossScope:
+    """The scope of a tile batch, or of a whole section (everything own, one tile)."""
+    if getattr(batch, "own", None) is not None:
+        return LossScope(
+            batch.own,
+            batch.exact,
+            batch.sub_own,
+            int(batch.section_spots),
+            int(batch.section_train_spots),
+            int(batch.section_subspots),
+            torch.as_tensor(batch.section_sub_weight, dtype=torch.float32),
+            int(batch.n_tiles),
+        )
+    val_mask = getattr(batch, "val_mask", None)
+    n = batch.num_nodes
+    train = n if val_mask is None else int((~val_mask).sum())
+    return LossScope(None, None, None, n, train, batch.num_subspots, batch.sub_edge_weight.sum(), 1)
+
+
+def tile_cells(pos: np.ndarray | None, n_spots: int, tile_size: int) -> list[np.ndarray]:
+    """Own spots of each tile: squares of about `tile_size` spots over the positions (runs of
+    consecutive spots without positions); empty squares are dropped."""
+    if tile_size <= 0:
+        raise ValueError(f"data.tile_size must be a positive number of spots, got {tile_size}")
+    if pos is None:
+        return [np.arange(s, min(s + tile_size, n_spots)) for s in range(0, n_spots, tile_size)]
+    low, high = pos.min(0), pos.max(0)
+    extent = np.maximum(high - low, 1e-9)
+    side = np.sqrt(extent.prod() * tile_size / n_spots)
+    shape = np.maximum(np.ceil(extent / side), 1).astype(np.int64)
+    cell = np.minimum(((pos - low) / side).astype(np.int64), shape - 1)
+    cell_id = cell[:, 0] * shape[1] + cell[:, 1]
+    order = np.argsort(cell_id, kind="stable")
+    bounds = np.flatnonzero(np.diff(cell_id[order])) + 1
+    return np.split(order, bounds)
+
+
+class _Adjacency:
+    """Rows → (item id, far end) lists in CSR form, for look-ups proportional to what they touch."""
+
+    def __init__(self, rows: np.ndarray, ends: np.ndarray, n_rows: int) -> None:
+        order = np.argsort(rows, kind="stable")
+        self.ids, self.ends = order, ends[order]
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Item ids and far ends of all entries of `rows`."""
+        starts, lengths = self.indptr[rows], np.diff(self.indptr)[rows]
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        offsets = offsets + np.arange(int(lengths.sum()))
+        return self.ids[offsets], self.ends[offsets]
+
+
+class _SectionIndex:
+    """The section's adjacency lists and scratch maps from global to tile-local ids."""
+
+    def __init__(self, graph: SpotGraph) -> None:
+        n, m = graph.num_nodes, graph.num_subspots
+        self.edge_index = graph.edge_index.numpy()
+        self.sub_edge_index = graph.sub_edge_index.numpy()
+        src, dst = self.edge_index
+        sub_src, sub_dst = self.sub_edge_index
+        self.parent = graph.sub_to_spot.numpy()
+        self.into = _Adjacency(dst, src, n)
+        self.out_of = _Adjacency(src, dst, n)
+        self.sub_out = _Adjacency(sub_src, sub_dst, m)
+        self.children = _Adjacency(self.parent, np.arange(m), n)
+        self.local = np.full(n, -1, dtype=np.int64)
+        self.sub_local = np.full(m, -1, dtype=np.int64)
+
+    def sources(self, spots: np.ndarray, hops: int) -> np.ndarray:
+        """`spots` and every spot with a path of at most `hops` edges into them (sorted)."""
+        for _ in range(hops):
+            spots = np.union1d(spots, self.into.gather(spots)[1])
+        return spots
+
+
+def build_tile(
+    index: _SectionIndex, own: np.ndarray, encoder_layers: int, context_hops: int
+) -> Tile:
+    """The tile that owns the spots `own`, with the halo its losses need (module docstring)."""
+    own_subs = index.children.gather(own)[1]
+    sub_edges, sub_ends = index.sub_out.gather(own_subs)
+    decoded_parents = np.union1d(own, index.parent[sub_ends])
+    spot_ends = index.out_of.gather(own)[1]
+    exact = np.union1d(index.sources(decoded_parents, context_hops), spot_ends)
+    spots = index.sources(exact, encoder_layers)
+    index.local[spots] = np.arange(len(spots))
+    edges, edge_src = index.into.gather(spots)
+    edges = np.sort(edges[index.local[edge_src] >= 0])
+    subspots = np.sort(index.children.gather(decoded_parents)[1])
+    index.sub_local[subspots] = np.arange(len(subspots))
+    edge_index = index.local[index.edge_index[:, edges]]
+    sub_edge_index = index.sub_local[index.sub_edge_index[:, sub_edges]]
+    index.local[spots] = -1
+    index.sub_local[subspots] = -1
+    return Tile(
+        spots=torch.from_numpy(spots),
+        own=torch.from_numpy(np.isin(spots, own)),
+        exact=torch.from_numpy(np.isin(spots, exact)),
+        subspots=torch.from_numpy(subspots),
+        sub_own=torch.from_numpy(np.isin(subspots, own_subs)),
+        edge_index=torch.from_numpy(edge_index),
+        edge_ids=torch.from_numpy(edges),
+        sub_edge_index=torch.from_numpy(sub_edge_index),
+        sub_edge_ids=torch.from_numpy(sub_edges),
+    )
+
+
+def make_tiles(
+    graph: SpotGraph, tile_size: int, encoder_layers: int, context_hops: int
+) -> list[Tile]:
+    """Cut `graph` into spatial tiles of about `tile_size` own spots each, with exact halos."""
+    pos = getattr(graph, "pos", None)
+    cells = tile_cells(None if pos is None else pos.numpy(), graph.num_nodes, tile_size)
+    index = _SectionIndex(graph)
+    return [build_tile(index, own, encoder_layers, context_hops) for own in cells]
+
+
+SPOT_FIELDS = ("x", "pos", "val_mask", "x_true")
+SUBSPOT_FIELDS = ("sub_feat", "sub_pos")
+
+
+class TiledSection(Dataset):
+    """A section served tile by tile: item i is the batch of tile i (`tile_graph`)."""
+
+    def __init__(
+        self, graph: SpotGraph, tile_size: int, encoder_layers: int, context_hops: int
+    ) -> None:
+        self.graph = graph
+        self.tiles = make_tiles(graph, tile_size, encoder_layers, context_hops)
+        self.counts = subspot_counts(graph)
+        self.totals = section_totals(graph, len(self.tiles))
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, index: int) -> SpotGraph:
+        return tile_graph(self.graph, self.tiles[index], self.counts, self.totals)
+
+
+def tile_graph(graph: SpotGraph, tile: Tile, counts: Tensor, totals: dict) -> SpotGraph:
+    """The batch of one tile: its spots, decoded subspots and edges, with the scope fields
+    (`own`, `exact`, `sub_own`, section `totals`) that make its loss a share of the section's."""
+    batch = SpotGraph(
+        edge_index=tile.edge_index,
+        edge_weight=graph.edge_weight[tile.edge_ids],
+        sub_edge_index=tile.sub_edge_index,
+        sub_edge_weight=graph.sub_edge_weight[tile.sub_edge_ids],
+        sub_to_spot=torch.searchsorted(tile.spots, graph.sub_to_spot[tile.subspots]),
+        num_nodes=len(tile.spots),
+        spot_k=counts[tile.spots],
+        own=tile.own,
+        exact=tile.exact,
+        sub_own=tile.sub_own,
+        global_spot=tile.spots,
+        global_sub=tile.subspots,
+        **totals,
+    )
+    for key in SPOT_FIELDS:
+        if getattr(graph, key, None) is not None:
+            batch[key] = graph[key][tile.spots]
+    for key in SUBSPOT_FIELDS:
+        if getattr(graph, key, None) is not None:
+            batch[key] = graph[key][tile.subspots]
+    return batch
+
+
+def section_totals(graph: SpotGraph, n_tiles: int) -> dict[str, Any]:
+    """The section-wide sizes a tile's loss is normalised by, and its spot spacing."""
+    scope = loss_scope(graph)
+    totals: dict[str, Any] = {
+        "section_spots": scope.spots,
+        "section_train_spots": scope.train_spots,
+        "section_subspots": scope.subspots,
+        "section_sub_weight": float(scope.sub_weight),
+        "n_tiles": n_tiles,
+    }
+    if getattr(graph, "pos", None) is not None:
+        totals["spacing"] = spot_spacing(graph.pos.float(), graph.edge_index)
+    return totals
