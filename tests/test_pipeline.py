@@ -112,6 +112,7 @@ def test_a_dataset_h5ad_trains_through_data_anndata(tmp_path):
 def test_subspot_context_falls_back_to_none_without_positions(tiny_tissue, caplog):
     section = tiny_tissue.to_section()
     assert subspot_context_for("interp", section) == "interp"
+    section.graph = section.graph.clone()  # not the session's shared tissue
     del section.graph.sub_pos
     with caplog.at_level("WARNING"):
         assert subspot_context_for("interp", section) == "none"

@@ -1,0 +1,38 @@
+"""scripts/benchmark_scaling.py runs both modes and prints its table (tiny sizes here)."""
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_scaling.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return runpy.run_path(str(SCRIPT))
+
+
+def test_both_modes_measure_a_tiny_section(bench):
+    args = argparse.Namespace(genes=3, features=16, device="cpu", steps=1, tile_size=20)
+    full = bench["measure_soscope"](60, "full", args)
+    tiles = bench["measure_soscope"](60, "tiles", args)
+    assert full["subspots"] == tiles["subspots"] == 420
+    assert full["tiles"] == 1 and tiles["tiles"] > 2
+    for result in (full, tiles):
+        assert result["step"] > 0 and result["epoch"] >= result["step"] and result["rss"] > 0
+    line = bench["row"](tiles, {"step": 2 * tiles["step"], "rss": 1.0})
+    assert line.startswith(f"| tiles ({tiles['tiles']}) | 60 | 420 |") and line.endswith("| 2× |")
+    assert "| did not finish |" in bench["row"](full, {"failure": "did not finish"})
+
+
+def test_the_script_prints_one_row_per_size(monkeypatch, capsys):
+    argv = [str(SCRIPT), "--sizes", "30", "60", "--tiles-from", "60", "--tile-size", "20"]
+    argv += ["--features", "8", "--genes", "2", "--steps", "1", "--threads", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| mode (tiles) | spots |") and len(lines) == 4
+    assert lines[2].startswith("| full | 30 |") and lines[3].startswith("| tiles (")
