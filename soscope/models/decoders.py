@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -58,8 +58,18 @@ class EnhancementDecoder(nn.Module):
     def forward(
         self, z_sub: Tensor, feat: Tensor, k_sub: Tensor, context: Tensor | None = None
     ) -> Tensor:
-        """`z_sub` (M×z) is each subspot's spot latent, `k_sub` (M×1) its spot's subspot count."""
-        inputs = [z_sub / k_sub, (2 - 1 / k_sub) * feat.to(z_sub.dtype)]
+        """`z_sub` (M×z) is each subspot's spot latent, `k_sub` (M×1) its spot's subspot count.
+
+        The first layer applies its weight's column blocks to the parts of the input one by one,
+        the same map as on their concatenation without building it: no M×(z + D) copy, and no
+        gradient computed for the image features, which need none.
+        """
+        first = self.net[0]
+        weights = first.weight.split(
+            [z_sub.size(1), feat.size(1), first.in_features - z_sub.size(1) - feat.size(1)], dim=1
+        )
+        h = F.linear(z_sub / k_sub, weights[0], first.bias)
+        h = h + (2 - 1 / k_sub) * F.linear(feat.to(z_sub.dtype), weights[1])
         if context is not None:
-            inputs.append(context)
-        return self.net(torch.cat(inputs, dim=-1))
+            h = h + F.linear(context, weights[2])
+        return self.net[1:](h)
