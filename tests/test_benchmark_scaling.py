@@ -24,7 +24,7 @@ def test_both_modes_measure_a_tiny_section(bench):
     for result in (full, tiles):
         assert result["step"] > 0 and result["epoch"] >= result["step"] and result["rss"] > 0
     line = bench["row"](tiles, {"step": 2 * tiles["step"], "rss": 1.0})
-    assert line.startswith(f"| tiles ({tiles['tiles']}) | 60 | 420 |") and line.endswith("| 2× |")
+    assert line.startswith(f"| tiles ({tiles['tiles']}) | 60 | 420 |") and line.endswith("| 2.0× |")
     assert "| did not finish |" in bench["row"](full, {"failure": "did not finish"})
 
 
@@ -36,3 +36,9 @@ def test_the_script_prints_one_row_per_size(monkeypatch, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("| mode (tiles) | spots |") and len(lines) == 4
     assert lines[2].startswith("| full | 30 |") and lines[3].startswith("| tiles (")
+
+
+def test_the_demo_schedule_runs_both_stages(bench):
+    args = argparse.Namespace(genes=9, features=16, device="cpu", demo_epochs=[2, 2])
+    seconds = bench["measure_demo"](args)
+    assert set(seconds) == {"vgae", "soscope"} and all(s > 0 for s in seconds.values())

@@ -72,8 +72,8 @@ def subspot_context(batch: SpotGraph, z: Tensor) -> Tensor:
     spacing = spot_spacing(pos, batch.edge_index) if spacing is None else spacing.to(z.dtype)
     pairs = neighbourhood_pairs(batch.edge_index, parent, batch.num_nodes)
     weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * spacing)
-    spots, subs = pairs
-    interpolated = torch.zeros(len(parent), z.size(1), dtype=z.dtype, device=z.device)
-    interpolated.index_add_(0, subs, weight.unsqueeze(-1) * z[spots])
+    # A sparse M×N kernel times Z: no per-pair copies of the latents, forward or backward.
+    kernel = torch.sparse_coo_tensor(pairs.flip(0), weight, (len(parent), z.size(0)))
+    interpolated = torch.sparse.mm(kernel, z)
     offset = (sub_pos - pos[parent]) / spacing
     return torch.cat([interpolated - z[parent], offset], dim=-1)
