@@ -77,6 +77,7 @@ class LossScope:
 
 
 def _ids(mask: Tensor | None) -> Tensor | None:
+    """The row ids a mask selects (None: all rows)."""
     return None if mask is None else mask.nonzero().squeeze(-1)
 
 
