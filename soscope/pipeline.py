@@ -59,8 +59,13 @@ def subspot_context_for(mode: str, section: Section) -> str:
 
 def checkpoint_stage(path: str | Path) -> str:
     """Which stage ("vgae" or "soscope") a Lightning checkpoint of this package belongs to."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if "soscope_stage" not in checkpoint:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # pickle, zip and EOF errors all mean "not a checkpoint"
+        raise SoScopeInputError(
+            path, f"not a readable checkpoint ({err.__class__.__name__})"
+        ) from err
+    if not isinstance(checkpoint, dict) or "soscope_stage" not in checkpoint:
         raise SoScopeInputError(path, "not a checkpoint written by a soscope run")
     return checkpoint["soscope_stage"]
 
