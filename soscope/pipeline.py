@@ -100,12 +100,15 @@ def fit_stage(
     stage = module.stage_name
     ckpt_dir = out_dir / "checkpoints"
     logger = instantiate(cfg.logger)(name=stage) if cfg.get("logger") else None
+    callbacks = stage_callbacks(cfg, ckpt_dir / stage)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         max_epochs=cfg.epochs[stage],
         default_root_dir=str(out_dir),
-        callbacks=stage_callbacks(cfg, ckpt_dir / stage),
+        callbacks=callbacks,
         logger=logger or False,
+        # Without a checkpoint callback (callbacks=none), Lightning's own would save every epoch.
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if datamodule.val_fraction > 0:
