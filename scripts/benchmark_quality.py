@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 import tempfile
@@ -337,6 +338,7 @@ def main(argv: list[str] | None = None) -> str:
     )
     header = report_header(command, args, chosen, figure_dataset)
     results: dict[tuple[str, str], list[Scores]] = defaultdict(list)
+    start = time.perf_counter()
     for dataset in chosen:
         for seed in args.seeds:
             section, predictions, scores = run_one(dataset, seed, args)
@@ -345,7 +347,8 @@ def main(argv: list[str] | None = None) -> str:
             if dataset.name == figure_dataset and seed == args.seeds[0]:
                 plot_dataset(section, predictions, args.out.with_suffix(".png"))
             table = results_table(results)  # rewritten after every run: a cut-off run keeps it
-            args.out.write_text("\n".join([*header, table, ""]))
+            took = f"Wall time: {(time.perf_counter() - start) / 60:.1f} min on {os.cpu_count()} CPU cores."
+            args.out.write_text("\n".join([*header, table, "", took, ""]))
     print(table)
     return table
 

@@ -32,9 +32,33 @@ def input_error(err: BaseException | None) -> SoScopeInputError | None:
     return None
 
 
+# Run-level numbers a typo on the command line would otherwise turn into a deep traceback.
+NUMERIC_KEYS = {
+    "seed": int,
+    "epochs.vgae": int,
+    "epochs.soscope": int,
+    "predictive_sd_samples": int,
+    "checkpoint_every": int,
+    "model.z_dim": int,
+    "model.hidden": int,
+    "model.heads": int,
+    "validation.fraction": float,
+}
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Each key of `NUMERIC_KEYS` holds a number of its kind (a float key also takes an int)."""
+    for key, kind in NUMERIC_KEYS.items():
+        value = OmegaConf.select(cfg, key)
+        allowed = (int, float) if kind is float else (int,)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+            noun = "a number" if kind is float else "an integer"
+            raise SoScopeInputError("config", f"{key} must be {noun}, got {value!r}")
+
+
 def check_config(cfg: DictConfig) -> None:
-    """What the config groups cannot catch: unset mandatory values, a likelihood or platform
-    name the code does not know, a `ckpt_path` that is not a file."""
+    """What the config groups cannot catch: unset mandatory values, mistyped numbers, a
+    likelihood or platform name the code does not know, a `ckpt_path` that is not a file."""
     from soscope.datasets.synthetic import PLATFORMS
     from soscope.models.likelihoods import LIKELIHOODS
 
@@ -43,6 +67,7 @@ def check_config(cfg: DictConfig) -> None:
         raise SoScopeInputError(
             "config", f"{', '.join(missing)} must be set, e.g. `{missing[0]}=<value>`"
         )
+    check_numbers(cfg)
     for key, known in (("likelihood.name", LIKELIHOODS), ("platform.name", PLATFORMS)):
         value = OmegaConf.select(cfg, key)
         if value not in known:

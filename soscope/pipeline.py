@@ -59,8 +59,13 @@ def subspot_context_for(mode: str, section: Section) -> str:
 
 def checkpoint_stage(path: str | Path) -> str:
     """Which stage ("vgae" or "soscope") a Lightning checkpoint of this package belongs to."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if "soscope_stage" not in checkpoint:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # pickle, zip and EOF errors all mean "not a checkpoint"
+        raise SoScopeInputError(
+            path, f"not a readable checkpoint ({err.__class__.__name__})"
+        ) from err
+    if not isinstance(checkpoint, dict) or "soscope_stage" not in checkpoint:
         raise SoScopeInputError(path, "not a checkpoint written by a soscope run")
     return checkpoint["soscope_stage"]
 
@@ -95,12 +100,15 @@ def fit_stage(
     stage = module.stage_name
     ckpt_dir = out_dir / "checkpoints"
     logger = instantiate(cfg.logger)(name=stage) if cfg.get("logger") else None
+    callbacks = stage_callbacks(cfg, ckpt_dir / stage)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         max_epochs=cfg.epochs[stage],
         default_root_dir=str(out_dir),
-        callbacks=stage_callbacks(cfg, ckpt_dir / stage),
+        callbacks=callbacks,
         logger=logger or False,
+        # Without a checkpoint callback (callbacks=none), Lightning's own would save every epoch.
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if datamodule.val_fraction > 0:

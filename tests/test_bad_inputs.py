@@ -239,11 +239,20 @@ def test_the_command_refuses_a_bad_dataset_h5ad(tmp_path, tissue, capsys, case):
         (["platform.name=slide-seq"], ["config", "unknown platform.name 'slide-seq'", "visium"]),
         (["data=reference_dir"], ["config", "data.path must be set"]),
         (["ckpt_path=/nowhere/last.ckpt"], ["/nowhere/last.ckpt", "checkpoint not found"]),
+        (["epochs.vgae=abc"], ["config", "epochs.vgae must be an integer, got 'abc'"]),
+        (["validation.fraction=some"], ["config", "validation.fraction must be a number"]),
     ],
-    ids=["likelihood", "platform", "no data path", "no checkpoint"],
+    ids=["likelihood", "platform", "no data path", "no checkpoint", "epochs", "fraction"],
 )
 def test_the_command_refuses_a_bad_config(tmp_path, capsys, overrides, named):
     assert_command_refuses(command_config(tmp_path / "run", *overrides), capsys, *named)
+
+
+def test_the_command_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    path = tmp_path / "notes.ckpt"
+    path.write_text("not a checkpoint")
+    cfg = command_config(tmp_path / "run", f"ckpt_path={path}")
+    assert_command_refuses(cfg, capsys, str(path), "not a readable checkpoint")
 
 
 def test_the_input_error_is_found_behind_wrappers():
