@@ -6,6 +6,8 @@ measured grid spots; one constant image feature, as there is no image). For ever
 seed and config variant it trains both stages, enhances, and scores with `summarize`; the
 baselines are scored on the same sections. Prints one markdown table (mean ± sd over seeds),
 writes it to --out with the command line on top, and a figure of one dataset next to it.
+(dataset, seed) pairs run in `--jobs` worker processes at once (default: one a CPU core), each
+with its share of the cores; the table is the same as a serial run's.
 
 Example (the node loss of the defaults against the original's MSE, synthetic NB tissue only):
     python scripts/benchmark_quality.py --synthetic nb --skin --epochs 300
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import shlex
 import sys
@@ -23,13 +26,15 @@ import tempfile
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pandas as pd
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -155,25 +160,28 @@ def skin_dataset(k: int, likelihood: str, quick: bool) -> Dataset:
     return Dataset(f"skin_{k}x{k}", overrides, load, note)
 
 
-def reference_dataset(path: Path, likelihood: str) -> Dataset | None:
-    """A dataset in the original's format, or None (with a message) when it has no truth."""
+def reference_dataset(path: Path, likelihood: str, report: bool = True) -> Dataset | None:
+    """A dataset in the original's format, or None (with a message if `report`) when it has no
+    truth."""
     section = read_reference_section(path, likelihood)
     if section.truth is None:
-        print(f"skipping --reference-dir {path}: no subspot ground truth to score against")
+        if report:
+            print(f"skipping --reference-dir {path}: no subspot ground truth to score against")
         return None
     return Dataset(f"reference_{path.name}", (f"likelihood={likelihood}",), lambda cfg: section)
 
 
-def datasets(args: argparse.Namespace) -> list[Dataset]:
-    """The datasets the arguments ask for; the skin data only where it is present."""
+def datasets(args: argparse.Namespace, report: bool = True) -> list[Dataset]:
+    """The datasets the arguments ask for; the skin data only where it is present (`report`:
+    say what is skipped)."""
     chosen = [synthetic_dataset(name) for name in args.synthetic]
     chosen += [synthetic_dataset(name, image=False) for name in args.synthetic_no_image]
     if args.skin and SKIN_DIR.is_dir():
         chosen += [skin_dataset(k, args.real_likelihood, args.quick) for k in args.skin]
-    elif args.skin:
+    elif args.skin and report:
         print(f"skipping the skin datasets: {SKIN_DIR} not found")
     if args.reference_dir:
-        reference = reference_dataset(args.reference_dir, args.real_likelihood)
+        reference = reference_dataset(args.reference_dir, args.real_likelihood, report)
         chosen += [reference] if reference else []
     return chosen
 
@@ -220,6 +228,58 @@ def run_one(
             flush=True,
         )
     return section, predictions, results
+
+
+def run_unit(
+    dataset: Dataset, seed: int, args: argparse.Namespace, figure: Path | None
+) -> dict[str, Scores]:
+    """`run_one`'s scores per method; the figure of this dataset and seed too when `figure`."""
+    section, predictions, scores = run_one(dataset, seed, args)
+    if figure is not None:
+        plot_dataset(section, predictions, figure)
+    return scores
+
+
+# A worker process's datasets and arguments, rebuilt from the command line by `start_worker`.
+WORKER: dict = {}
+
+
+def start_worker(argv: list[str], threads: int) -> None:
+    """Set up a worker process: its torch threads, quiet logs, the datasets of `argv`."""
+    torch.set_num_threads(threads)
+    quiet()
+    WORKER["args"] = parse_args(argv)
+    WORKER["datasets"] = datasets(WORKER["args"], report=False)
+
+
+def worker_unit(index: int, seed: int, figure: Path | None) -> dict[str, Scores]:
+    """`run_unit` for dataset `index` in a worker process."""
+    return run_unit(WORKER["datasets"][index], seed, WORKER["args"], figure)
+
+
+Unit = tuple[int, int]  # (dataset index, seed)
+
+
+def run_units(
+    units: list[Unit],
+    chosen: list[Dataset],
+    args: argparse.Namespace,
+    argv: list[str],
+    figure: dict[Unit, Path],
+) -> Iterator[tuple[Unit, dict[str, Scores]]]:
+    """Each unit's scores as it finishes: in this process for one job, else in `args.jobs`
+    spawned workers that share the CPU cores."""
+    if args.jobs == 1:
+        for unit in units:
+            yield unit, run_unit(chosen[unit[0]], unit[1], args, figure.get(unit))
+        return
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    with ProcessPoolExecutor(
+        args.jobs, multiprocessing.get_context("spawn"), start_worker, (argv, threads)
+    ) as pool:
+        futures = {pool.submit(worker_unit, *unit, figure.get(unit)): unit for unit in units}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def mean_sd(values: list[float]) -> str:
@@ -303,6 +363,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"central {QUICK_SKIN_WINDOW}×{QUICK_SKIN_WINDOW} of the skin and {QUICK_SKIN_FEATURES} "
         "proteins",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="(dataset, seed) pairs run at once in worker processes, the CPU cores shared "
+        "between them (default: the number of cores; 1: all in this process)",
+    )
     parser.add_argument("--figure-dataset", help="dataset of the figure (default: the first)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "quality.md")
     return parser.parse_args(argv)
@@ -326,31 +393,51 @@ def report_header(
 
 def main(argv: list[str] | None = None) -> str:
     """Run the benchmark; returns the markdown table (also printed and written to --out)."""
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     quiet()
     chosen = datasets(args)
     if not chosen:
         raise SystemExit("no dataset to benchmark")
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, not {args.jobs}")
     figure_dataset = args.figure_dataset or chosen[0].name
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(
-        ["python", "scripts/benchmark_quality.py", *(sys.argv[1:] if argv is None else argv)]
-    )
+    command = shlex.join(["python", "scripts/benchmark_quality.py", *argv])
     header = report_header(command, args, chosen, figure_dataset)
-    results: dict[tuple[str, str], list[Scores]] = defaultdict(list)
+    units = [(index, seed) for index in range(len(chosen)) for seed in args.seeds]
+    names = [dataset.name for dataset in chosen]
+    figure = {
+        (index, args.seeds[0]): args.out.with_suffix(".png")
+        for index, name in enumerate(names)
+        if name == figure_dataset
+    }
+    done: dict[Unit, dict[str, Scores]] = {}
     start = time.perf_counter()
-    for dataset in chosen:
-        for seed in args.seeds:
-            section, predictions, scores = run_one(dataset, seed, args)
-            for method, method_scores in scores.items():
-                results[(dataset.name, method)].append(method_scores)
-            if dataset.name == figure_dataset and seed == args.seeds[0]:
-                plot_dataset(section, predictions, args.out.with_suffix(".png"))
-            table = results_table(results)  # rewritten after every run: a cut-off run keeps it
-            took = f"Wall time: {(time.perf_counter() - start) / 60:.1f} min on {os.cpu_count()} CPU cores."
-            args.out.write_text("\n".join([*header, table, "", took, ""]))
+    for unit, scores in run_units(units, chosen, args, argv, figure):
+        done[unit] = scores
+        table = results_table(
+            collect(done, units, names)
+        )  # after every unit: a cut-off run keeps it
+        took = (
+            f"Wall time: {(time.perf_counter() - start) / 60:.1f} min on {os.cpu_count()} CPU "
+            f"cores, {args.jobs} job{'s' if args.jobs > 1 else ''} at once."
+        )
+        args.out.write_text("\n".join([*header, table, "", took, ""]))
     print(table)
     return table
+
+
+def collect(
+    done: dict[Unit, dict[str, Scores]], units: list[Unit], names: list[str]
+) -> dict[tuple[str, str], list[Scores]]:
+    """The finished units' scores by (dataset, method), in the order of `units` whatever order
+    they finished in."""
+    results: dict[tuple[str, str], list[Scores]] = defaultdict(list)
+    for unit in (unit for unit in units if unit in done):
+        for method, scores in done[unit].items():
+            results[(names[unit[0]], method)].append(scores)
+    return results
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ NUMERIC_KEYS = {
     "model.hidden": int,
     "model.heads": int,
     "validation.fraction": float,
+    "data.tile_size": int,
+    "data.feature_components": int,
 }
 
 

@@ -10,12 +10,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from soscope.data.features import project_features
 from soscope.data.heldout import hold_out_spots
 from soscope.data.sample import Section, SpotGraph
 from soscope.data.tiles import BATCHING_MODES, TiledSection
 
 FEATURE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-LOADER_KEYS = ("batching", "tile_size", "feature_dtype")
+LOADER_KEYS = ("batching", "tile_size", "feature_dtype", "feature_components")
 
 
 class _WholeSection(Dataset):
@@ -42,8 +43,9 @@ class SpotDataModule(L.LightningDataModule):
     per epoch; `tiles` serves spatial tiles of about `tile_size` spots each, with the halo the
     training module asks for (`soscope.data.tiles`), one step per tile, shuffled, each DDP rank
     its share. `section` is a `Section` or a zero-argument callable that loads one; its image
-    features are kept in `feature_dtype` (float16 halves their memory; the decoder casts them
-    where it runs). With `val_fraction` > 0 a seeded fraction of spots is hidden from training
+    features are projected once onto their top `feature_components` principal directions (None:
+    all columns; see `soscope.data.features`) and kept in `feature_dtype` (float16 halves their
+    memory; the decoder casts them where it runs). With `val_fraction` > 0 a seeded fraction of spots is hidden from training
     and scored in validation on the whole section (see `soscope.data.heldout`).
     """
 
@@ -55,6 +57,7 @@ class SpotDataModule(L.LightningDataModule):
         seed: int = 0,
         tile_size: int = 2000,
         feature_dtype: str = "float32",
+        feature_components: int | None = None,
     ) -> None:
         super().__init__()
         if batching not in BATCHING_MODES:
@@ -63,10 +66,15 @@ class SpotDataModule(L.LightningDataModule):
             raise ValueError(
                 f"unknown feature_dtype {feature_dtype!r}; choose from {tuple(FEATURE_DTYPES)}"
             )
+        if feature_components is not None and feature_components < 1:
+            raise ValueError(
+                f"feature_components must be positive or null, not {feature_components}"
+            )
         self._source = section
         self.batching = batching
         self.tile_size = tile_size
         self.feature_dtype = FEATURE_DTYPES[feature_dtype]
+        self.feature_components = feature_components
         self._tiled: dict[tuple[int, int], TiledSection] = {}
         self.val_fraction = val_fraction
         self.seed = seed
@@ -77,9 +85,11 @@ class SpotDataModule(L.LightningDataModule):
         if self._section is None:
             self._section = self._source()
         graph = self._section.graph
-        if graph.sub_feat.dtype != self.feature_dtype:  # a shallow copy: the caller's stays
+        features = project_features(graph.sub_feat, self.feature_components)
+        features = features.to(self.feature_dtype)
+        if features is not graph.sub_feat:  # a shallow copy: the caller's stays
             graph = copy.copy(graph)
-            graph.sub_feat = graph.sub_feat.to(self.feature_dtype)
+            graph.sub_feat = features
             self._section = dataclasses.replace(self._section, graph=graph)
         if self._train_graph is None:
             graph = self._section.graph

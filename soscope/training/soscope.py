@@ -47,7 +47,7 @@ class SoScopeModule(LatentGraphModule):
         self,
         graph_loss_weight: float = 1.0,
         graph_loss: str = "auto",
-        exact_max_nodes: int = 5000,
+        exact_max_nodes: int = 1000,
         node_loss: str = "mse",
         gamma: dict | None = None,
         gamma_mode: str = "loss",

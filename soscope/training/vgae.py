@@ -20,7 +20,7 @@ class VGAEModule(LatentGraphModule):
     stage_name = "vgae"
 
     def __init__(
-        self, graph_loss: str = "auto", exact_max_nodes: int = 5000, **kwargs: Any
+        self, graph_loss: str = "auto", exact_max_nodes: int = 1000, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()

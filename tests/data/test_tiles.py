@@ -109,5 +109,7 @@ def test_bad_loader_options_are_refused(section):
         SpotDataModule(section, batching="patches")
     with pytest.raises(ValueError, match="feature_dtype"):
         SpotDataModule(section, feature_dtype="int8")
+    with pytest.raises(ValueError, match="feature_components"):
+        SpotDataModule(section, feature_components=0)
     with pytest.raises(ValueError, match="tile_size"):
         tile_cells(None, 10, 0)
