@@ -22,14 +22,14 @@ HEX_GROUP = 7  # a centre unit and its six neighbours
 def grid_blocks(array_coords: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Complete k×k blocks of a square lattice: unit indices (N×k², row-major) and block (row, col).
 
-    The block lattice (row // k, col // k) is itself a square lattice.
+    Blocks are (row // k, col // k) of the lattice's own numbering, so they do not move with
+    the tissue's first row or column (on the skin data these are the blocks of its published
+    equal-split floors, 0.650 at 2×2 and 0.557 at 3×3); the block lattice is itself square.
     """
     if k < 1:
         raise ValueError(f"the block side k must be a positive integer, got {k}")
-    coords = np.asarray(array_coords, dtype=np.int64)
-    coords = coords - coords.min(axis=0)
-    block, within = np.divmod(coords, k)
-    key = block[:, 0] * (block[:, 1].max() + 1) + block[:, 1]
+    block, within = np.divmod(np.asarray(array_coords, dtype=np.int64), k)
+    key = np.unique(block, axis=0, return_inverse=True)[1].ravel()
     order = np.lexsort((within[:, 1], within[:, 0], key))  # by block, then row-major inside
     _, first, size = np.unique(key[order], return_index=True, return_counts=True)
     complete = size == k * k

@@ -72,8 +72,11 @@ def subspot_context(batch: SpotGraph, z: Tensor) -> Tensor:
     spacing = spot_spacing(pos, batch.edge_index) if spacing is None else spacing.to(z.dtype)
     pairs = neighbourhood_pairs(batch.edge_index, parent, batch.num_nodes)
     weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * spacing)
-    # A sparse M×N kernel times Z: no per-pair copies of the latents, forward or backward.
-    kernel = torch.sparse_coo_tensor(pairs.flip(0), weight, (len(parent), z.size(0)))
+    # A sparse M×N kernel times Z: no per-pair copies of the latents, forward or backward. Its
+    # indices are valid by construction, so torch's invariant checks are not needed.
+    kernel = torch.sparse_coo_tensor(
+        pairs.flip(0), weight, (len(parent), z.size(0)), check_invariants=False
+    )
     interpolated = torch.sparse.mm(kernel, z)
     offset = (sub_pos - pos[parent]) / spacing
     return torch.cat([interpolated - z[parent], offset], dim=-1)

@@ -83,7 +83,7 @@ def graph_bce(
     edge_index: Tensor,
     edge_weight: Tensor,
     mode: str = "exact",
-    num_samples: int | None = None,
+    samples_per_edge: int = 8,
     generator: torch.Generator | None = None,
     rows: Tensor | None = None,
     pool: Tensor | None = None,
@@ -94,7 +94,7 @@ def graph_bce(
     `embeddings` are M×d blocks (one for plain, two for joint likelihoods); `edge_weight` are
     the soft targets of the listed pairs (duplicates add, as in a dense matrix), every other
     pair has target 0. `mode="sampled"` replaces the sum over all pairs by a grid of about
-    `num_samples` pairs (default: 8 per edge). A tile passes its own nodes as `rows`, the nodes
+    `samples_per_edge` pairs per edge. A tile passes its own nodes as `rows`, the nodes
     whose embeddings it has exactly as the negatives' `pool`, and the section's node count as
     `total_nodes`: the result is then its share of the section's mean (sampled mode only).
     """
@@ -106,7 +106,7 @@ def graph_bce(
     if mode == "exact" and rows is None and pool is None:
         return (all_pairs_term(embeddings) + edge_term) / (n * n)
     if mode in ("exact", "sampled"):
-        count = num_samples or 8 * max(int(edge_index.size(1)), 1)
+        count = samples_per_edge * max(int(edge_index.size(1)), 1)
         return (sampled_pairs_term(embeddings, count, generator, rows, pool, n) + edge_term) / (
             n * n
         )

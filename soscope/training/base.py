@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -14,7 +15,7 @@ from soscope.data.sample import SpotGraph, subspot_counts
 from soscope.evaluate.metrics import pearson_per_feature
 from soscope.models.encoder import GraphEncoder
 from soscope.models.likelihoods import Likelihood, make_likelihood
-from soscope.models.losses import kl_at_sample
+from soscope.models.losses import graph_bce, kl_at_sample, resolve_graph_mode
 from soscope.training.schedules import ExponentialSchedule
 
 
@@ -23,7 +24,9 @@ class LatentGraphModule(L.LightningModule):
 
     Subclasses add their decoder and `stage_loss`; one training step is one pass over the
     batch: the whole section in full-graph mode, as in the original, or one spatial tile
-    (`soscope.data.tiles`), whose loss is its share of the section's.
+    (`soscope.data.tiles`), whose loss is its share of the section's. `graph_loss`,
+    `exact_max_nodes` and `samples_per_edge` say how the graph losses are computed
+    (`graph_term`).
     """
 
     stage_name = "stage"
@@ -44,6 +47,9 @@ class LatentGraphModule(L.LightningModule):
         optimizer: str = "Adam",
         weight_decay: float = 0.0,
         beta: dict | None = None,
+        graph_loss: str = "auto",
+        exact_max_nodes: int = 5000,
+        samples_per_edge: int = 8,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -62,6 +68,30 @@ class LatentGraphModule(L.LightningModule):
         """KL(q ‖ N(0, I)) per spot, at the sample `z`."""
         prior = Normal(torch.zeros_like(z), torch.ones_like(z))
         return kl_at_sample(q, prior, z)
+
+    def graph_term(
+        self,
+        embeddings: Sequence[Tensor],
+        edges: Tensor,
+        weights: Tensor,
+        nodes: int,
+        rows: Tensor | None,
+        pool: Tensor | None,
+    ) -> Tensor:
+        """BCE of a graph of `nodes` nodes against its reconstruction from `embeddings`: over
+        all pairs up to `exact_max_nodes` nodes (`graph_loss=auto`), else sampled."""
+        hp = self.hparams
+        mode = resolve_graph_mode(hp.graph_loss, nodes, hp.exact_max_nodes)
+        return graph_bce(
+            embeddings,
+            edges,
+            weights,
+            mode,
+            hp.samples_per_edge,
+            rows=rows,
+            pool=pool,
+            total_nodes=nodes,
+        )
 
     def halo(self) -> tuple[int, int]:
         """(encoder layers, context hops): what a tile's halo must cover for exact outputs."""

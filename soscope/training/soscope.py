@@ -18,10 +18,8 @@ from soscope.models.decoders import EnhancementDecoder
 from soscope.models.likelihoods import BlockDistribution
 from soscope.models.losses import (
     NODE_LOSS_MODES,
-    graph_bce,
     node_loss_likelihood,
     node_loss_mse,
-    resolve_graph_mode,
     smoothness,
 )
 from soscope.training.base import LatentGraphModule
@@ -46,8 +44,6 @@ class SoScopeModule(LatentGraphModule):
     def __init__(
         self,
         graph_loss_weight: float = 1.0,
-        graph_loss: str = "auto",
-        exact_max_nodes: int = 1000,
         node_loss: str = "mse",
         gamma: dict | None = None,
         gamma_mode: str = "loss",
@@ -104,14 +100,9 @@ class SoScopeModule(LatentGraphModule):
             per_spot = node_loss_likelihood(self.likelihood, sub_dist, *args)
         node = scope.spot_mean(per_spot, self.train_mask(batch))
         deviation = self.likelihood.split(sub_mean - batch.x[batch.sub_to_spot])
-        mode = resolve_graph_mode(
-            self.hparams.graph_loss, scope.subspots, self.hparams.exact_max_nodes
-        )
         rows, pool = rows_and_pool(scope, "subspot")
         edges, weights = batch.sub_edge_index, batch.sub_edge_weight
-        graph = scope.tiles * graph_bce(
-            deviation, edges, weights, mode, rows=rows, pool=pool, total_nodes=scope.subspots
-        )
+        graph = scope.tiles * self.graph_term(deviation, edges, weights, scope.subspots, rows, pool)
         smooth = smoothness(
             self.likelihood, sub_mean, edges, weights, scope.sub_weight / scope.tiles
         )

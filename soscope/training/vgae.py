@@ -10,7 +10,6 @@ from torch import Tensor
 from soscope.data.sample import SpotGraph, subspot_counts
 from soscope.data.tiles import loss_scope, rows_and_pool
 from soscope.models.decoders import SpotDecoder
-from soscope.models.losses import graph_bce, resolve_graph_mode
 from soscope.training.base import LatentGraphModule
 
 
@@ -19,9 +18,7 @@ class VGAEModule(LatentGraphModule):
 
     stage_name = "vgae"
 
-    def __init__(
-        self, graph_loss: str = "auto", exact_max_nodes: int = 1000, **kwargs: Any
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.decoder = SpotDecoder(
@@ -36,14 +33,9 @@ class VGAEModule(LatentGraphModule):
         p_x = self.likelihood.spot_distribution(self.decoder(z))
         node_nll = -p_x.log_prob(self.likelihood.spot_target(batch.x, k))
         node = scope.spot_mean(node_nll, self.train_mask(batch))
-        mode = resolve_graph_mode(
-            self.hparams.graph_loss, scope.spots, self.hparams.exact_max_nodes
-        )
         edges, weights = scope.own_edges(batch.edge_index, batch.edge_weight)
         rows, pool = rows_and_pool(scope, "spot")
-        graph = scope.tiles * graph_bce(
-            [z], edges, weights, mode, rows=rows, pool=pool, total_nodes=scope.spots
-        )
+        graph = scope.tiles * self.graph_term([z], edges, weights, scope.spots, rows, pool)
         kl = scope.spot_mean(self.kl(q, z))
         beta = self.beta(self.global_step)
         loss = node + graph + beta * kl

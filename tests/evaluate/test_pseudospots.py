@@ -55,6 +55,14 @@ def test_grid_keeps_only_complete_blocks():
     assert np.bincount(section.graph.edge_index[0].numpy()).tolist() == [3, 3, 3, 3]
 
 
+def test_grid_blocks_follow_the_lattice_numbering_not_the_first_row():
+    coords, pos, values = square(8, 8)
+    section = make_pseudospots(values, coords + 2, pos, "grid", k=3)  # rows/cols 2–9
+    kept = coords[section.meta["unit_index"]] + 2
+    assert section.graph.num_spots == 4  # blocks 1–2 × 1–2; rows/cols 2 and 9 are incomplete
+    assert kept.min() == 3 and kept.max() == 8
+
+
 def test_hexagonal_groups_are_a_centre_and_its_six_neighbours():
     coords, pos, values = visium(12, 12)
     features = np.random.default_rng(0).normal(size=(len(coords), 3))

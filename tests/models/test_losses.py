@@ -60,7 +60,12 @@ def test_sampled_graph_loss_is_unbiased():
         g = torch.Generator().manual_seed(0)
         draws = [
             graph_bce(
-                embeddings, edge_index, edge_weight, mode="sampled", num_samples=500, generator=g
+                embeddings,
+                edge_index,
+                edge_weight,
+                mode="sampled",
+                samples_per_edge=12,
+                generator=g,
             ).item()
             for _ in range(200)
         ]
