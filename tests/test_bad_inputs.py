@@ -241,8 +241,17 @@ def test_the_command_refuses_a_bad_dataset_h5ad(tmp_path, tissue, capsys, case):
         (["ckpt_path=/nowhere/last.ckpt"], ["/nowhere/last.ckpt", "checkpoint not found"]),
         (["epochs.vgae=abc"], ["config", "epochs.vgae must be an integer, got 'abc'"]),
         (["validation.fraction=some"], ["config", "validation.fraction must be a number"]),
+        (["data.feature_components=all"], ["config", "data.feature_components must be an"]),
     ],
-    ids=["likelihood", "platform", "no data path", "no checkpoint", "epochs", "fraction"],
+    ids=[
+        "likelihood",
+        "platform",
+        "no data path",
+        "no checkpoint",
+        "epochs",
+        "fraction",
+        "components",
+    ],
 )
 def test_the_command_refuses_a_bad_config(tmp_path, capsys, overrides, named):
     assert_command_refuses(command_config(tmp_path / "run", *overrides), capsys, *named)
