@@ -406,6 +406,7 @@ def main(argv: list[str] | None = None) -> str:
     command = shlex.join(["python", "scripts/benchmark_quality.py", *argv])
     header = report_header(command, args, chosen, figure_dataset)
     units = [(index, seed) for index in range(len(chosen)) for seed in args.seeds]
+    args.jobs = min(args.jobs, len(units))  # no idle workers
     names = [dataset.name for dataset in chosen]
     figure = {
         (index, args.seeds[0]): args.out.with_suffix(".png")
@@ -416,9 +417,8 @@ def main(argv: list[str] | None = None) -> str:
     start = time.perf_counter()
     for unit, scores in run_units(units, chosen, args, argv, figure):
         done[unit] = scores
-        table = results_table(
-            collect(done, units, names)
-        )  # after every unit: a cut-off run keeps it
+        # Rewritten after every unit: a run cut off midway keeps what it finished.
+        table = results_table(collect(done, units, names))
         took = (
             f"Wall time: {(time.perf_counter() - start) / 60:.1f} min on {os.cpu_count()} CPU "
             f"cores, {args.jobs} job{'s' if args.jobs > 1 else ''} at once."
