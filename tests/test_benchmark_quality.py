@@ -55,10 +55,10 @@ def test_quick_skin(tmp_path):
 
 
 def test_jobs_run_in_workers_and_keep_the_order(tmp_path):
-    """Two worker processes give every (dataset, method) row, seeds together, in the serial
+    """Two worker processes, one dataset each, give every (dataset, method) row in the serial
     order, and the figure; run as users run it, from the command line."""
     out = tmp_path / "quality.md"
-    argv = ["--quick", "--seeds", "0", "1", "--synthetic", "poisson", "nb", "--skin"]
+    argv = ["--quick", "--seeds", "0", "--synthetic", "poisson", "nb", "--skin"]
     argv += ["--synthetic-no-image", "--jobs", "2", "--out", str(out)]
     script = ROOT / "scripts" / "benchmark_quality.py"
     done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True)
@@ -69,7 +69,7 @@ def test_jobs_run_in_workers_and_keep_the_order(tmp_path):
         f"| synthetic_{name} | {method} |" for name in ("poisson", "nb") for method in methods
     ]
     assert [" | ".join(row.split(" | ")[:2]) + " |" for row in rows] == expected
-    for name in ("poisson", "nb"):  # each seed trained once
-        assert all(done.stdout.count(f"[synthetic_{name} seed={s} ") == 1 for s in (0, 1))
+    for name in ("poisson", "nb"):  # each trained once
+        assert done.stdout.count(f"[synthetic_{name} seed=0 ") == 1
     assert "2 jobs at once" in out.read_text()
     assert out.with_suffix(".png").is_file()
