@@ -3,6 +3,7 @@
 Usage:
   python scripts/benchmark_scaling.py [--sizes 369 2000 4000 20000 100000] [--tiles-from 20000]
       [--reference /path/to/original/soScope] [--device cpu|cuda] [--demo] [--threads 2]
+      [--config model.graph_loss=sampled ...]
 
 For each size the script makes a synthetic Visium section (7 subspots per spot, 2,048-d image
 features, 9 NB genes; hexagonal spot lattice, kNN subspot graph), trains soscope's default
@@ -10,7 +11,8 @@ stage-2 model on it in a fresh process (full graph below `--tiles-from` spots, t
 on, with float16 image features) and prints one Markdown table: mode, spots, subspots, seconds
 per training step (median after a warm-up step), seconds per epoch, peak resident memory, the
 inference time (enhanced means, spot-consistent) and the one-off time of projecting the image
-features onto their top `data.feature_components` directions, as the data module does. With `--reference` (a checkout of the
+features onto their top `data.feature_components` directions, as the data module does;
+`--config` changes soscope's config (Hydra overrides). With `--reference` (a checkout of the
 original soScope) it also times the original's `soScope_NB` training step on the same data, in
 a separate process under a memory cap and a time limit per size, and adds the ratio
 original / soscope, or 'did not finish' / 'out of memory'. `--demo` also times the original's
@@ -116,9 +118,8 @@ def as_graph(arrays: dict, feature_dtype: torch.dtype) -> SpotGraph:
 # ---------------------------------------------------------------- soscope
 
 
-def default_model(graph: SpotGraph, overrides: list[str] | None = None) -> SoScopeModule:
-    """soscope's stage-2 module with the project's default config (NB, Visium)."""
-    cfg = project_config(overrides or [])
+def stage_two_model(graph: SpotGraph, cfg) -> SoScopeModule:
+    """soscope's stage-2 module as `cfg` (the project's config) builds it."""
     dims = {"n_features": int(graph.x.size(1)), "feat_dim": int(graph.sub_feat.size(1))}
     return instantiate(cfg.model.soscope, _convert_="all", **dims)
 
@@ -153,11 +154,12 @@ def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
     """Step, epoch and inference times and peak memory of soscope in this process."""
     dtype = torch.float16 if mode == "tiles" else torch.float32
     graph = as_graph(synthetic_arrays(n_spots, args.genes, args.features), dtype)
+    cfg = project_config(args.config)
     start = time.perf_counter()  # once per section, as the data module does it
-    graph.sub_feat = project_features(graph.sub_feat, project_config([]).data.feature_components)
+    graph.sub_feat = project_features(graph.sub_feat, cfg.data.feature_components)
     projection = time.perf_counter() - start
     torch.manual_seed(0)
-    model = default_model(graph).to(args.device)
+    model = stage_two_model(graph, cfg).to(args.device)
     opt = optimiser(model)
     tiles = TiledSection(graph, args.tile_size, *model.halo()) if mode == "tiles" else None
     if tiles is None:
@@ -335,6 +337,7 @@ def run_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
     command += ["--threads", str(args.threads), "--device", args.device]
     command += ["--steps", str(args.steps), "--tile-size", str(args.tile_size)]
     command += ["--features", str(args.features), "--genes", str(args.genes)]
+    command += ["--config", *args.config] if args.config else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"soscope at {n_spots} spots failed:\n{done.stderr[-3000:]}")
@@ -392,6 +395,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reference-max-spots", type=int, default=20000)
     parser.add_argument("--reference-timeout", type=float, default=900.0, help="seconds a size")
     parser.add_argument("--reference-memory", type=float, default=20.0, help="GiB cap")
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        default=[],
+        help="overrides of soscope's config, e.g. model.graph_loss=sampled (default: none)",
+    )
     parser.add_argument("--worker-soscope", nargs=2, metavar=("SPOTS", "MODE"))
     parser.add_argument("--worker-original", type=Path, metavar="DATA")
     return parser.parse_args()

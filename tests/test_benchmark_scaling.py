@@ -16,7 +16,7 @@ def bench():
 
 
 def test_both_modes_measure_a_tiny_section(bench):
-    args = argparse.Namespace(genes=3, features=16, device="cpu", steps=1, tile_size=20)
+    args = argparse.Namespace(genes=3, features=16, device="cpu", steps=1, tile_size=20, config=[])
     full = bench["measure_soscope"](60, "full", args)
     tiles = bench["measure_soscope"](60, "tiles", args)
     assert full["subspots"] == tiles["subspots"] == 420
