@@ -41,16 +41,18 @@ def data_dims(section: Section) -> dict[str, int]:
     return {"n_features": int(graph.x.size(1)), "feat_dim": int(graph.sub_feat.size(1))}
 
 
-def subspot_context_for(mode: str, section: Section) -> str:
-    """`mode`, or "none" (with a warning) where the section has no spot and subspot positions
-    to interpolate at — the original's datasets often come without them."""
+def neighbourhood_mode(key: str, mode: str, section: Section) -> str:
+    """`mode` of option `key` (subspot_context, share_prior), or "none" (with a warning) where
+    the section has no spot and subspot positions to interpolate at — the original's datasets
+    often come without them."""
     graph = section.graph
-    has_positions = all(getattr(graph, key, None) is not None for key in ("pos", "sub_pos"))
+    has_positions = all(getattr(graph, name, None) is not None for name in ("pos", "sub_pos"))
     if mode == "none" or has_positions:
         return mode
     log.warning(
-        "model.subspot_context=%s needs spot and subspot positions, which %s lacks "
+        "model.%s=%s needs spot and subspot positions, which %s lacks "
         "(positions.csv / sub_positions.csv in a dataset directory): training without it",
+        key,
         mode,
         section.name or "this dataset",
     )
@@ -166,10 +168,11 @@ def train_both_stages(
 ) -> tuple[SoScopeModule, L.Trainer]:
     """Stage 1 (VGAE), then stage 2 (soScope) from the stage-1 encoder; resumes either stage."""
     dims = data_dims(datamodule.section)
-    context = subspot_context_for(cfg.model.soscope.subspot_context, datamodule.section)
-    model: SoScopeModule = instantiate(
-        cfg.model.soscope, _convert_="all", subspot_context=context, **dims
-    )
+    neighbourhood = {
+        key: neighbourhood_mode(key, cfg.model.soscope[key], datamodule.section)
+        for key in ("subspot_context", "share_prior")
+    }
+    model: SoScopeModule = instantiate(cfg.model.soscope, _convert_="all", **neighbourhood, **dims)
     soscope_from = resume_point(cfg, out_dir, "soscope")
     if soscope_from is None:  # stage 2 starts fresh, so it needs a trained stage 1
         vgae_done = out_dir / "checkpoints" / "vgae.ckpt"

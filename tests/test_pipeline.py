@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from soscope.pipeline import run, subspot_context_for
+from soscope.pipeline import neighbourhood_mode, run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
@@ -109,12 +109,13 @@ def test_a_dataset_h5ad_trains_through_data_anndata(tmp_path):
     assert np.isfinite(metrics["soscope"]["median_pearson"])  # the truth travels in the file
 
 
-def test_subspot_context_falls_back_to_none_without_positions(tiny_tissue, caplog):
+@pytest.mark.parametrize("key", ["subspot_context", "share_prior"])
+def test_neighbourhood_options_fall_back_to_none_without_positions(tiny_tissue, caplog, key):
     section = tiny_tissue.to_section()
-    assert subspot_context_for("interp", section) == "interp"
+    assert neighbourhood_mode(key, "interp", section) == "interp"
     section.graph = section.graph.clone()  # not the session's shared tissue
     del section.graph.sub_pos
     with caplog.at_level("WARNING"):
-        assert subspot_context_for("interp", section) == "none"
-    assert "needs spot and subspot positions" in caplog.text
-    assert subspot_context_for("none", section) == "none"
+        assert neighbourhood_mode(key, "interp", section) == "none"
+    assert f"model.{key}=interp needs spot and subspot positions" in caplog.text
+    assert neighbourhood_mode(key, "none", section) == "none"

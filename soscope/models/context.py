@@ -13,8 +13,11 @@ import torch
 from torch import Tensor
 
 from soscope.data.sample import SpotGraph, spot_spacing
+from soscope.models.aggregation import aggregate_mean
+from soscope.models.likelihoods import EPS, Likelihood
 
 CONTEXT_MODES = ("none", "interp")
+PRIOR_MODES = ("none", "interp")
 OFFSET_DIM = 2
 # Kernel σ as a fraction of the spot spacing: the `interpolate` baseline's measured best.
 BANDWIDTH = 1 / 3
@@ -57,26 +60,62 @@ def interpolation_weights(pairs: Tensor, pos: Tensor, sub_pos: Tensor, sigma: Te
     return weight / total[subs]
 
 
-def subspot_context(batch: SpotGraph, z: Tensor) -> Tensor:
-    """M × (z_dim + 2): interpolated neighbour latent minus the own spot's, and the offset."""
+def interpolation_kernel(batch: SpotGraph, dtype: torch.dtype) -> Tensor:
+    """Sparse M×N kernel: each subspot's Gaussian weights on its spot and that spot's neighbours.
+
+    Its indices are valid by construction, so torch's invariant checks are not needed.
+    """
     pos, sub_pos = getattr(batch, "pos", None), getattr(batch, "sub_pos", None)
     if pos is None or sub_pos is None:
         raise ValueError(
-            "model.subspot_context=interp needs spot and subspot positions (pos, sub_pos); "
-            "this dataset has none — add positions.csv/sub_positions.csv or use "
-            "model.subspot_context=none"
+            "model.subspot_context and model.share_prior need spot and subspot positions "
+            "(pos, sub_pos); this dataset has none — add positions.csv/sub_positions.csv or "
+            "set both to none"
         )
-    pos, sub_pos = pos.to(z.dtype), sub_pos.to(z.dtype)
+    pos, sub_pos = pos.to(dtype), sub_pos.to(dtype)
+    pairs = neighbourhood_pairs(batch.edge_index, batch.sub_to_spot, batch.num_nodes)
+    weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * section_spacing(batch, dtype))
+    shape = (len(sub_pos), batch.num_nodes)
+    return torch.sparse_coo_tensor(pairs.flip(0), weight, shape, check_invariants=False)
+
+
+def section_spacing(batch: SpotGraph, dtype: torch.dtype) -> Tensor:
+    """The spot spacing: a tile carries its section's, a whole section measures its own."""
+    spacing = getattr(batch, "spacing", None)
+    if spacing is None:
+        return spot_spacing(batch.pos.to(dtype), batch.edge_index)
+    return spacing.to(dtype)
+
+
+def subspot_context(batch: SpotGraph, z: Tensor) -> Tensor:
+    """M × (z_dim + 2): interpolated neighbour latent minus the own spot's, and the offset."""
+    # A sparse kernel times Z: no per-subspot copies of the neighbours' latents, forward or
+    # backward.
+    interpolated = torch.sparse.mm(interpolation_kernel(batch, z.dtype), z)
     parent = batch.sub_to_spot
-    spacing = getattr(batch, "spacing", None)  # a tile carries its section's
-    spacing = spot_spacing(pos, batch.edge_index) if spacing is None else spacing.to(z.dtype)
-    pairs = neighbourhood_pairs(batch.edge_index, parent, batch.num_nodes)
-    weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * spacing)
-    # A sparse M×N kernel times Z: no per-pair copies of the latents, forward or backward. Its
-    # indices are valid by construction, so torch's invariant checks are not needed.
-    kernel = torch.sparse_coo_tensor(
-        pairs.flip(0), weight, (len(parent), z.size(0)), check_invariants=False
-    )
-    interpolated = torch.sparse.mm(kernel, z)
-    offset = (sub_pos - pos[parent]) / spacing
+    offset = (batch.sub_pos - batch.pos[parent]).to(z.dtype) / section_spacing(batch, z.dtype)
     return torch.cat([interpolated - z[parent], offset], dim=-1)
+
+
+def share_prior(batch: SpotGraph, likelihood: Likelihood) -> Tensor:
+    """M×G: how the neighbourhood says each spot's profile spreads over its subspots.
+
+    The observed spot profiles interpolated at each subspot centre, relative to their mean over
+    the subspot's spot: a ratio for count blocks (1 where a spot's interpolation is all zero),
+    a difference for Gaussian blocks. The enhancement decoder's subspot means are multiplied
+    (shifted) by it, so the decoder learns what the image and context add to it.
+    """
+    x = batch.x.float()
+    interpolated = torch.sparse.mm(interpolation_kernel(batch, x.dtype), x)
+    mean = aggregate_mean(interpolated, batch.sub_to_spot, batch.num_nodes)[batch.sub_to_spot]
+    parts = []
+    blocks = zip(
+        likelihood.blocks, likelihood.split(interpolated), likelihood.split(mean), strict=True
+    )
+    for block, values, spot_mean in blocks:
+        if block.is_count:
+            ratio = values / spot_mean.clamp(min=EPS)
+            parts.append(torch.where(spot_mean > 0, ratio, torch.ones_like(ratio)))
+        else:
+            parts.append(values - spot_mean)
+    return torch.cat(parts, dim=-1)

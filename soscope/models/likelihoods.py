@@ -71,24 +71,30 @@ class Block:
             return Normal(raw, torch.full_like(raw, self.scale))
         return self._count_distribution(raw)
 
-    def subspot_distribution(self, raw: Tensor, k: Tensor) -> Distribution:
+    def subspot_distribution(
+        self, raw: Tensor, k: Tensor, prior: Tensor | None = None
+    ) -> Distribution:
         """p(y_subspot | z, image) from the enhancement decoder's raw outputs (stage 2).
 
         `k` (M×1) is the number of subspots of each subspot's spot; the Gaussian σ is clamped
-        to [scale/K, 100·scale/K] as in the original.
+        to [scale/K, 100·scale/K] as in the original. A `prior` (see
+        `soscope.models.context.share_prior`) multiplies count means (an NB's total count, so
+        subspots of one logit still add exactly) and shifts Gaussian means.
         """
         if self.family == "gaussian":
             mu, raw_sigma = raw.chunk(2, dim=-1)
             low = self.scale / k
             sigma = torch.minimum(torch.maximum(positive(raw_sigma), low), 100 * low)
-            return Normal(mu, sigma)
-        return self._count_distribution(raw)
+            return Normal(mu if prior is None else mu + prior, sigma)
+        return self._count_distribution(raw, prior)
 
-    def _count_distribution(self, raw: Tensor) -> Distribution:
+    def _count_distribution(self, raw: Tensor, prior: Tensor | None = None) -> Distribution:
+        factor = 1.0 if prior is None else prior.clamp(min=EPS)
         if self.family == "poisson":
-            return Poisson(positive(raw), validate_args=False)
+            return Poisson(positive(raw) * factor, validate_args=False)
         logits, raw_r = raw.chunk(2, dim=-1)
-        return NegativeBinomial(total_count=positive(raw_r), logits=logits, validate_args=False)
+        total_count = positive(raw_r) * factor
+        return NegativeBinomial(total_count=total_count, logits=logits, validate_args=False)
 
     def aggregate(self, dist: Distribution, sub_to_spot: Tensor, n_spots: int) -> Distribution:
         """Distribution of each spot's total (counts) or mean (Gaussian) of its subspots.
@@ -199,11 +205,17 @@ class Likelihood:
             [b.spot_distribution(r) for b, r in zip(self.blocks, parts, strict=True)]
         )
 
-    def subspot_distribution(self, raw: Tensor, k: Tensor) -> BlockDistribution:
+    def subspot_distribution(
+        self, raw: Tensor, k: Tensor, prior: Tensor | None = None
+    ) -> BlockDistribution:
         widths = [b.subspot_width for b in self.blocks]
         parts = raw.split(widths, dim=-1)
+        priors = [None] * len(self.blocks) if prior is None else self.split(prior)
         return BlockDistribution(
-            [b.subspot_distribution(r, k) for b, r in zip(self.blocks, parts, strict=True)]
+            [
+                b.subspot_distribution(r, k, p)
+                for b, r, p in zip(self.blocks, parts, priors, strict=True)
+            ]
         )
 
     def aggregate(

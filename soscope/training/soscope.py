@@ -13,7 +13,7 @@ from soscope.data.sample import SpotGraph, subspot_counts
 from soscope.data.tiles import loss_scope, own_rows, rows_and_pool, spots_of
 from soscope.models.aggregation import aggregate_mean
 from soscope.models.consistency import CONSISTENCY_MODES, rescale_spread, rescale_to_spots
-from soscope.models.context import context_width, subspot_context
+from soscope.models.context import PRIOR_MODES, context_width, share_prior, subspot_context
 from soscope.models.decoders import EnhancementDecoder
 from soscope.models.likelihoods import BlockDistribution
 from soscope.models.losses import (
@@ -48,6 +48,7 @@ class SoScopeModule(LatentGraphModule):
         gamma: dict | None = None,
         gamma_mode: str = "loss",
         subspot_context: str = "none",
+        share_prior: str = "none",
         smooth_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -55,6 +56,8 @@ class SoScopeModule(LatentGraphModule):
         self.save_hyperparameters()
         if node_loss not in NODE_LOSS_MODES:
             raise ValueError(f"unknown node loss {node_loss!r}; choose from {NODE_LOSS_MODES}")
+        if share_prior not in PRIOR_MODES:
+            raise ValueError(f"unknown share_prior {share_prior!r}; choose from {PRIOR_MODES}")
         if gamma_mode not in GAMMA_MODES:
             raise ValueError(f"unknown gamma_mode {gamma_mode!r}; choose from {GAMMA_MODES}")
         # The original drives γ with β's start iteration and length.
@@ -75,7 +78,8 @@ class SoScopeModule(LatentGraphModule):
 
     def halo(self) -> tuple[int, int]:
         layers, _ = super().halo()
-        return layers, int(self.hparams.subspot_context != "none")
+        neighbourhood = self.hparams.subspot_context != "none" or self.hparams.share_prior != "none"
+        return layers, int(neighbourhood)
 
     def subspot_distribution(self, batch: SpotGraph, z: Tensor) -> BlockDistribution:
         """p(y | z, image) of every subspot, each decoded from its own spot's latent."""
@@ -84,7 +88,10 @@ class SoScopeModule(LatentGraphModule):
         if self.hparams.subspot_context != "none":
             context = subspot_context(batch, z)
         raw = self.decoder(z[batch.sub_to_spot], batch.sub_feat, k_sub, context)
-        return self.likelihood.subspot_distribution(raw, k_sub)
+        prior = None
+        if self.hparams.share_prior != "none":
+            prior = share_prior(batch, self.likelihood).to(raw.dtype)
+        return self.likelihood.subspot_distribution(raw, k_sub, prior)
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
         scope = loss_scope(batch)
