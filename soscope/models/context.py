@@ -101,21 +101,23 @@ def share_prior(batch: SpotGraph, likelihood: Likelihood) -> Tensor:
     """M×G: how the neighbourhood says each spot's profile spreads over its subspots.
 
     The observed spot profiles interpolated at each subspot centre, relative to their mean over
-    the subspot's spot: a ratio for count blocks (1 where a spot's interpolation is all zero),
-    a difference for Gaussian blocks. The enhancement decoder's subspot means are multiplied
-    (shifted) by it, so the decoder learns what the image and context add to it.
+    the subspot's spot: a ratio for count blocks (at least `EPS`; 1 where a spot's
+    interpolation is all zero), a difference for Gaussian blocks. The enhancement decoder's
+    subspot means are multiplied (shifted) by it, so the decoder learns what the image adds.
     """
     x = batch.x.float()
-    interpolated = torch.sparse.mm(interpolation_kernel(batch, x.dtype), x)
-    mean = aggregate_mean(interpolated, batch.sub_to_spot, batch.num_nodes)[batch.sub_to_spot]
-    parts = []
+    parent = batch.sub_to_spot
+    prior = torch.sparse.mm(interpolation_kernel(batch, x.dtype), x)
+    spot_mean = aggregate_mean(prior, parent, batch.num_nodes)
+    # In place on the blocks' views of `prior`: one M×G tensor besides the gathered means.
     blocks = zip(
-        likelihood.blocks, likelihood.split(interpolated), likelihood.split(mean), strict=True
+        likelihood.blocks, likelihood.split(prior), likelihood.split(spot_mean), strict=True
     )
-    for block, values, spot_mean in blocks:
+    for block, values, mean in blocks:
         if block.is_count:
-            ratio = values / spot_mean.clamp(min=EPS)
-            parts.append(torch.where(spot_mean > 0, ratio, torch.ones_like(ratio)))
+            present = mean > 0
+            values.mul_(torch.where(present, 1 / mean.clamp(min=EPS), 0.0)[parent])
+            values.add_((~present).to(values.dtype)[parent]).clamp_(min=EPS)
         else:
-            parts.append(values - spot_mean)
-    return torch.cat(parts, dim=-1)
+            values.sub_(mean[parent])
+    return prior

@@ -14,6 +14,7 @@ from tests.training.test_modules import fit, module_args
 STAGES = [
     (VGAEModule, {}),
     (SoScopeModule, {"subspot_context": "interp", "smooth_weight": 100.0}),
+    (SoScopeModule, {"share_prior": "interp", "smooth_weight": 100.0}),
     (SoScopeModule, {"subspot_context": "none", "node_loss": "mse"}),
 ]
 
@@ -39,6 +40,7 @@ def test_tiles_cover_every_spot_once_with_a_halo_from_the_model(section):
     assert sorted(torch.cat([torch.from_numpy(c) for c in cells]).tolist()) == list(range(64))
     model = SoScopeModule(**module_args(section, subspot_context="interp"))
     assert model.halo() == (3, 1)
+    assert SoScopeModule(**module_args(section, share_prior="interp")).halo() == (3, 1)
     assert SoScopeModule(**module_args(section)).halo() == (3, 0)
     tiles = TiledSection(graph, 10, *model.halo())
     owned = torch.cat([t.global_sub[t.sub_own] for t in tiles])
@@ -77,10 +79,13 @@ def test_tiled_graph_loss_estimates_the_section_mean(section):
             assert abs(sum(draws) / len(draws) - exact) < tolerance * abs(exact)
 
 
-@pytest.mark.parametrize("context", ["interp", "none"])
-def test_tiled_inference_equals_full_inference(section, context):
+@pytest.mark.parametrize(
+    "neighbourhood",
+    [{"subspot_context": "interp"}, {"share_prior": "interp"}, {"subspot_context": "none"}],
+)
+def test_tiled_inference_equals_full_inference(section, neighbourhood):
     torch.manual_seed(0)
-    model = SoScopeModule(**module_args(section, subspot_context=context))
+    model = SoScopeModule(**module_args(section, **neighbourhood))
     graph = section.graph
     tiles = TiledSection(graph, 10, *model.halo())
     for consistency in ("none", "rescale"):

@@ -5,6 +5,8 @@ from torch.distributions import Normal
 
 from soscope.data.datamodule import SpotDataModule
 from soscope.models.aggregation import aggregate, spot_counts
+from soscope.models.consistency import rescale_to_spots
+from soscope.models.context import share_prior
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 
@@ -110,6 +112,27 @@ def test_bad_module_options_are_refused(tiny_tissue):
         VGAEModule(**module_args(section, z_dim=5, heads=4))
     with pytest.raises(ValueError, match="subspot_context"):
         SoScopeModule(**module_args(section, subspot_context="kriging"))
+    with pytest.raises(ValueError, match="share_prior"):
+        SoScopeModule(**module_args(section, share_prior="kriging"))
+
+
+def test_share_prior_spreads_spots_as_the_interpolation_says_without_an_image(tiny_tissue):
+    """With one image feature for all and no context, the decoder gives every subspot of a spot
+    the same output: what the rescaled enhancement keeps is the prior's spread of the spot."""
+    section = tiny_tissue.to_section()
+    graph = section.graph.clone()
+    graph.sub_feat = torch.ones_like(graph.sub_feat[:, :1])
+    model = SoScopeModule(**module_args(section, feat_dim=1, share_prior="interp"))
+    loss, _ = model.stage_loss(graph)
+    loss.backward()
+    assert torch.isfinite(loss) and model.decoder.net[0].weight.grad.abs().sum() > 0
+    enhanced = model.enhance(graph, consistency="rescale")
+    expected = rescale_to_spots(
+        model.likelihood, share_prior(graph, model.likelihood), graph.x, graph.sub_to_spot
+    )
+    torch.testing.assert_close(enhanced, expected, rtol=1e-4, atol=1e-5)
+    first_spot = enhanced[graph.sub_to_spot == 0]
+    assert not torch.allclose(first_spot, first_spot[:1].expand_as(first_spot))
 
 
 def test_subspot_context_trains_and_lets_subspots_of_one_spot_differ(tiny_tissue):
