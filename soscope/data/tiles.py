@@ -5,7 +5,8 @@ every output the tile's loss reads is exactly what the whole section would give:
 
 - the decoded subspots are the tile's own subspots and the far ends of their subspot-graph
   edges; their parent spots need exact latents, and with the spatial context
-  (`context_hops` = 1) so do those spots' graph neighbours;
+  (`context_hops` = 1) so do those spots' graph neighbours (the share prior needs only their
+  profiles, which the encoder's halo around the parent spots already holds);
 - the spot-graph loss reads the latents at both ends of the own spots' edges;
 - an encoder of `encoder_layers` message-passing layers is exact on a set of spots when the
   batch has every spot within that many hops of it (and all edges among them).

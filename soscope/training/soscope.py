@@ -78,8 +78,9 @@ class SoScopeModule(LatentGraphModule):
 
     def halo(self) -> tuple[int, int]:
         layers, _ = super().halo()
-        neighbourhood = self.hparams.subspot_context != "none" or self.hparams.share_prior != "none"
-        return layers, int(neighbourhood)
+        # The share prior reads the parent spots' neighbours' profiles, which the encoder's
+        # halo around those spots already holds; the context needs their exact latents.
+        return layers, int(self.hparams.subspot_context != "none")
 
     def subspot_distribution(self, batch: SpotGraph, z: Tensor) -> BlockDistribution:
         """p(y | z, image) of every subspot, each decoded from its own spot's latent."""

@@ -40,7 +40,7 @@ def test_tiles_cover_every_spot_once_with_a_halo_from_the_model(section):
     assert sorted(torch.cat([torch.from_numpy(c) for c in cells]).tolist()) == list(range(64))
     model = SoScopeModule(**module_args(section, subspot_context="interp"))
     assert model.halo() == (3, 1)
-    assert SoScopeModule(**module_args(section, share_prior="interp")).halo() == (3, 1)
+    assert SoScopeModule(**module_args(section, share_prior="interp")).halo() == (3, 0)
     assert SoScopeModule(**module_args(section)).halo() == (3, 0)
     tiles = TiledSection(graph, 10, *model.halo())
     owned = torch.cat([t.global_sub[t.sub_own] for t in tiles])
