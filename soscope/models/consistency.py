@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from soscope.models.aggregation import aggregate, spot_counts
-from soscope.models.likelihoods import Likelihood
+from soscope.models.likelihoods import EPS, Likelihood
 
 CONSISTENCY_MODES = ("none", "rescale")
 
@@ -60,4 +60,29 @@ def rescale_spread(
             factor = torch.where(total > 0, x_b * k / total.clamp(min=1e-12), 1.0)
             sd_b = sd_b * factor[sub_to_spot]
         parts.append(sd_b)
+    return torch.cat(parts, dim=-1)
+
+
+def consistent_prior(
+    likelihood: Likelihood, mean: Tensor, prior: Tensor | None, x: Tensor, sub_to_spot: Tensor
+) -> Tensor:
+    """The share prior that makes subspot means `mean` (decoded under `prior`) re-aggregate to
+    the observed spots: `rescale_to_spots` as a factor (count blocks) or shift (Gaussian blocks)
+    folded into the prior, differentiable, so training can hold the spots exactly too."""
+    n = x.size(0)
+    k = spot_counts(sub_to_spot, n).to(x.dtype)
+    priors = [None] * len(likelihood.blocks) if prior is None else likelihood.split(prior)
+    parts = []
+    blocks = zip(
+        likelihood.blocks, likelihood.split(mean), likelihood.split(x), priors, strict=True
+    )
+    for block, mean_b, x_b, prior_b in blocks:
+        if block.is_count:
+            total = aggregate(mean_b, sub_to_spot, n)
+            factor = torch.where(total > 0, x_b * k / total.clamp(min=1e-12), 1.0)
+            factor = factor.clamp(min=EPS)[sub_to_spot]  # a zero spot: (almost) zero means
+            parts.append(factor if prior_b is None else prior_b * factor)
+        else:
+            shift = (x_b - aggregate(mean_b, sub_to_spot, n) / k.clamp(min=1))[sub_to_spot]
+            parts.append(shift if prior_b is None else prior_b + shift)
     return torch.cat(parts, dim=-1)

@@ -12,7 +12,12 @@ from torch import Tensor, nn
 from soscope.data.sample import SpotGraph, subspot_counts
 from soscope.data.tiles import loss_scope, own_rows, rows_and_pool, spots_of
 from soscope.models.aggregation import aggregate_mean
-from soscope.models.consistency import CONSISTENCY_MODES, rescale_spread, rescale_to_spots
+from soscope.models.consistency import (
+    CONSISTENCY_MODES,
+    consistent_prior,
+    rescale_spread,
+    rescale_to_spots,
+)
 from soscope.models.context import PRIOR_MODES, context_width, share_prior, subspot_context
 from soscope.models.decoders import EnhancementDecoder
 from soscope.models.likelihoods import BlockDistribution
@@ -49,6 +54,7 @@ class SoScopeModule(LatentGraphModule):
         gamma_mode: str = "loss",
         subspot_context: str = "none",
         share_prior: str = "none",
+        consistent_training: bool = False,
         smooth_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -92,6 +98,11 @@ class SoScopeModule(LatentGraphModule):
         prior = None
         if self.hparams.share_prior != "none":
             prior = share_prior(batch, self.likelihood).to(raw.dtype)
+        dist = self.likelihood.subspot_distribution(raw, k_sub, prior)
+        if not self.hparams.consistent_training:
+            return dist
+        x = batch.x.to(raw.dtype)
+        prior = consistent_prior(self.likelihood, dist.mean, prior, x, batch.sub_to_spot)
         return self.likelihood.subspot_distribution(raw, k_sub, prior)
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:

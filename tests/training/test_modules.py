@@ -177,3 +177,19 @@ def test_predictive_sd_adds_the_latent_spread_to_the_likelihood_variance(tiny_ti
     encode = model.encode  # a certain Z: only the likelihood's own variance remains
     monkeypatch.setattr(model, "encode", lambda batch: Normal(encode(batch).mean, 1e-12))
     torch.testing.assert_close(model.predictive_sd(graph, n_samples=8), at_mean)
+
+
+@pytest.mark.parametrize("likelihood", ["nb", "joint_gaussian"])
+def test_consistent_training_holds_every_spot_exactly(tiny_tissue, likelihood):
+    torch.manual_seed(0)
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    args = module_args(section, likelihood=likelihood, protein_dim=2, consistent_training=True)
+    model = SoScopeModule(**args, share_prior="interp")
+    loss, _ = model.stage_loss(graph)
+    loss.backward()
+    assert torch.isfinite(loss) and model.decoder.net[0].weight.grad.abs().sum() > 0
+    torch.testing.assert_close(model.predict_spots(graph), graph.x, rtol=1e-4, atol=1e-4)
+    free = model.enhance(graph, non_negative=False)
+    rescaled = model.enhance(graph, non_negative=False, consistency="rescale")
+    torch.testing.assert_close(rescaled, free, rtol=1e-4, atol=1e-4)
