@@ -1,10 +1,12 @@
-"""Spatial context of subspots: what the neighbouring spots say at each subspot's position.
+"""What the neighbouring spots say at each subspot's position.
 
 Without it, every subspot of a spot gets the same latent, so with an uninformative image
-nothing can vary inside a spot. `interp` gives the enhancement decoder, per subspot, the
-Gaussian-kernel interpolation of the latents of its spot and that spot's graph neighbours at
-the subspot centre (minus its own spot's latent, so it reads as a within-spot signal) and the
-subspot's offset from its spot centre, both in units of the spot spacing.
+nothing can vary inside a spot. Both uses share one Gaussian kernel over a subspot's spot and
+that spot's graph neighbours, centred on the subspot: the share prior (`share_prior`) spreads
+each spot's profile as the interpolated observed profiles do; the spatial context
+(`subspot_context`) gives the enhancement decoder the interpolated latents (minus its own
+spot's, so it reads as a within-spot signal) and the subspot's offset from its spot centre,
+both in units of the spot spacing.
 """
 
 from __future__ import annotations

@@ -38,10 +38,12 @@ class SoScopeModule(LatentGraphModule):
     per-subspot mean.
 
     `gamma_mode="loss"` multiplies the loss by γ as the original code does; `"lr"` applies γ
-    as a learning-rate schedule, the original's documented intent. `subspot_context="interp"`
-    gives the decoder what the neighbouring spots say at each subspot (`soscope.models.context`)
-    and `smooth_weight` (λ) weighs a smoothness prior over the subspot graph; both are off in
-    the original.
+    as a learning-rate schedule, the original's documented intent. `share_prior="interp"`
+    spreads each spot over its subspots as the interpolated spot profiles say,
+    `subspot_context="interp"` gives the decoder what the neighbouring spots' latents say at
+    each subspot (both `soscope.models.context`), `consistent_training` holds every spot
+    exactly inside the loss, and `smooth_weight` (λ) weighs a smoothness prior over the
+    subspot graph; all are off in the original.
     """
 
     stage_name = "soscope"
