@@ -11,6 +11,17 @@ from soscope.models.likelihoods import EPS, Likelihood
 CONSISTENCY_MODES = ("none", "rescale")
 
 
+def count_factor(sub_b: Tensor, x_b: Tensor, k: Tensor, sub_to_spot: Tensor) -> Tensor:
+    """Per spot: observed total x·K over the predicted subspot sum (1 where that sum is 0)."""
+    total = aggregate(sub_b, sub_to_spot, x_b.size(0))
+    return torch.where(total > 0, x_b * k / total.clamp(min=1e-12), 1.0)
+
+
+def mean_shift(sub_b: Tensor, x_b: Tensor, k: Tensor, sub_to_spot: Tensor) -> Tensor:
+    """Per spot: observed value minus the mean of its predicted subspots (Gaussian blocks)."""
+    return x_b - aggregate(sub_b, sub_to_spot, x_b.size(0)) / k.clamp(min=1)
+
+
 def rescale_to_spots(
     likelihood: Likelihood, sub_values: Tensor, x: Tensor, sub_to_spot: Tensor
 ) -> Tensor:
@@ -20,19 +31,17 @@ def rescale_to_spots(
     (a spot whose prediction sums to zero is split equally; a zero spot stays zero);
     Gaussian blocks are shifted by the spot's mean difference.
     """
-    n = x.size(0)
-    k = spot_counts(sub_to_spot, n).to(x.dtype)
+    k = spot_counts(sub_to_spot, x.size(0)).to(x.dtype)
     parts = []
     blocks = zip(likelihood.blocks, likelihood.split(sub_values), likelihood.split(x), strict=True)
     for block, sub_b, x_b in blocks:
         if block.is_count:
             sub_b = sub_b.clamp(min=0)
-            total = aggregate(sub_b, sub_to_spot, n)[sub_to_spot]
-            share = torch.where(total > 0, sub_b / total.clamp(min=1e-12), 1 / k[sub_to_spot])
-            parts.append(share * (x_b * k)[sub_to_spot])
+            predicted = aggregate(sub_b, sub_to_spot, x.size(0)) > 0
+            rescaled = sub_b * count_factor(sub_b, x_b, k, sub_to_spot)[sub_to_spot]
+            parts.append(torch.where(predicted[sub_to_spot], rescaled, x_b[sub_to_spot]))
         else:
-            mean = aggregate(sub_b, sub_to_spot, n) / k.clamp(min=1)
-            parts.append(sub_b + (x_b - mean)[sub_to_spot])
+            parts.append(sub_b + mean_shift(sub_b, x_b, k, sub_to_spot)[sub_to_spot])
     return torch.cat(parts, dim=-1)
 
 
@@ -44,8 +53,7 @@ def rescale_spread(
     Count blocks scale by the same observed / predicted spot total as their means (1 where the
     prediction sums to zero); a Gaussian shift leaves the sd as it is.
     """
-    n = x.size(0)
-    k = spot_counts(sub_to_spot, n).to(x.dtype)
+    k = spot_counts(sub_to_spot, x.size(0)).to(x.dtype)
     parts = []
     blocks = zip(
         likelihood.blocks,
@@ -56,9 +64,7 @@ def rescale_spread(
     )
     for block, sd_b, sub_b, x_b in blocks:
         if block.is_count:
-            total = aggregate(sub_b.clamp(min=0), sub_to_spot, n)
-            factor = torch.where(total > 0, x_b * k / total.clamp(min=1e-12), 1.0)
-            sd_b = sd_b * factor[sub_to_spot]
+            sd_b = sd_b * count_factor(sub_b.clamp(min=0), x_b, k, sub_to_spot)[sub_to_spot]
         parts.append(sd_b)
     return torch.cat(parts, dim=-1)
 
@@ -69,8 +75,7 @@ def consistent_prior(
     """The share prior that makes subspot means `mean` (decoded under `prior`) re-aggregate to
     the observed spots: `rescale_to_spots` as a factor (count blocks) or shift (Gaussian blocks)
     folded into the prior, differentiable, so training can hold the spots exactly too."""
-    n = x.size(0)
-    k = spot_counts(sub_to_spot, n).to(x.dtype)
+    k = spot_counts(sub_to_spot, x.size(0)).to(x.dtype)
     priors = [None] * len(likelihood.blocks) if prior is None else likelihood.split(prior)
     parts = []
     blocks = zip(
@@ -78,11 +83,10 @@ def consistent_prior(
     )
     for block, mean_b, x_b, prior_b in blocks:
         if block.is_count:
-            total = aggregate(mean_b, sub_to_spot, n)
-            factor = torch.where(total > 0, x_b * k / total.clamp(min=1e-12), 1.0)
-            factor = factor.clamp(min=EPS)[sub_to_spot]  # a zero spot: (almost) zero means
+            # A zero spot: (almost) zero means, never a zero NB total count.
+            factor = count_factor(mean_b, x_b, k, sub_to_spot).clamp(min=EPS)[sub_to_spot]
             parts.append(factor if prior_b is None else prior_b * factor)
         else:
-            shift = (x_b - aggregate(mean_b, sub_to_spot, n) / k.clamp(min=1))[sub_to_spot]
+            shift = mean_shift(mean_b, x_b, k, sub_to_spot)[sub_to_spot]
             parts.append(shift if prior_b is None else prior_b + shift)
     return torch.cat(parts, dim=-1)
