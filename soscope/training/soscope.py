@@ -91,7 +91,8 @@ class SoScopeModule(LatentGraphModule):
         return layers, int(self.hparams.subspot_context != "none")
 
     def subspot_distribution(self, batch: SpotGraph, z: Tensor) -> BlockDistribution:
-        """p(y | z, image) of every subspot, each decoded from its own spot's latent."""
+        """p(y | z, image) of every subspot, each decoded from its own spot's latent; spread by
+        the share prior and held to the observed spots where those options are on."""
         k_sub = subspot_counts(batch)[batch.sub_to_spot]
         context = None
         if self.hparams.subspot_context != "none":
