@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from soscope.models.aggregation import aggregate, spot_counts
-from soscope.models.likelihoods import EPS, Likelihood
+from soscope.models.likelihoods import Likelihood
 
 CONSISTENCY_MODES = ("none", "rescale")
 
@@ -83,8 +83,7 @@ def consistent_prior(
     )
     for block, mean_b, x_b, prior_b in blocks:
         if block.is_count:
-            # A zero spot: (almost) zero means, never a zero NB total count.
-            factor = count_factor(mean_b, x_b, k, sub_to_spot).clamp(min=EPS)[sub_to_spot]
+            factor = count_factor(mean_b, x_b, k, sub_to_spot)[sub_to_spot]
             parts.append(factor if prior_b is None else prior_b * factor)
         else:
             shift = mean_shift(mean_b, x_b, k, sub_to_spot)[sub_to_spot]

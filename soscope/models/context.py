@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from soscope.data.sample import SpotGraph, spot_spacing
-from soscope.models.aggregation import aggregate_mean
-from soscope.models.likelihoods import EPS, Likelihood
+from soscope.models.consistency import rescale_to_spots
+from soscope.models.likelihoods import Likelihood
 
 CONTEXT_MODES = ("none", "interp")
 PRIOR_MODES = ("none", "interp")
@@ -103,23 +103,14 @@ def share_prior(batch: SpotGraph, likelihood: Likelihood) -> Tensor:
     """M×G: how the neighbourhood says each spot's profile spreads over its subspots.
 
     The observed spot profiles interpolated at each subspot centre, relative to their mean over
-    the subspot's spot: a ratio for count blocks (at least `EPS`; 1 where a spot's
-    interpolation is all zero), a difference for Gaussian blocks. The enhancement decoder's
-    subspot means are multiplied (shifted) by it, so the decoder learns what the image adds.
+    the subspot's spot: a ratio for count blocks (1 where a spot's interpolation is all zero),
+    a difference for Gaussian blocks — the spot-consistency rescaling to a spot of ones (zeros).
+    The enhancement decoder's subspot means are multiplied (shifted) by it, so the decoder
+    learns what the image adds.
     """
     x = batch.x.float()
-    parent = batch.sub_to_spot
-    prior = torch.sparse.mm(interpolation_kernel(batch, x.dtype), x)
-    spot_mean = aggregate_mean(prior, parent, batch.num_nodes)
-    # In place on the blocks' views of `prior`: one M×G tensor besides the gathered means.
-    blocks = zip(
-        likelihood.blocks, likelihood.split(prior), likelihood.split(spot_mean), strict=True
-    )
-    for block, values, mean in blocks:
-        if block.is_count:
-            present = mean > 0
-            values.mul_(torch.where(present, 1 / mean.clamp(min=EPS), 0.0)[parent])
-            values.add_((~present).to(values.dtype)[parent]).clamp_(min=EPS)
-        else:
-            values.sub_(mean[parent])
-    return prior
+    interpolated = torch.sparse.mm(interpolation_kernel(batch, x.dtype), x)
+    unit = torch.zeros_like(x)
+    for block, part in zip(likelihood.blocks, likelihood.split(unit), strict=True):
+        part.fill_(1.0 if block.is_count else 0.0)
+    return rescale_to_spots(likelihood, interpolated, unit, batch.sub_to_spot)

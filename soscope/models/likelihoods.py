@@ -78,9 +78,8 @@ class Block:
 
         `k` (M×1) is the number of subspots of each subspot's spot; the Gaussian σ is clamped
         to [scale/K, 100·scale/K] as in the original. A `prior` (see
-        `soscope.models.context.share_prior`, positive for count blocks) multiplies count means
-        (an NB's total count, so subspots of one logit still add exactly) and shifts Gaussian
-        means.
+        `soscope.models.context.share_prior`) multiplies count means (an NB's total count, so
+        subspots of one logit still add exactly) and shifts Gaussian means.
         """
         if self.family == "gaussian":
             mu, raw_sigma = raw.chunk(2, dim=-1)
@@ -90,7 +89,8 @@ class Block:
         return self._count_distribution(raw, prior)
 
     def _count_distribution(self, raw: Tensor, prior: Tensor | None = None) -> Distribution:
-        factor = 1.0 if prior is None else prior
+        # A zero share would give an NB no total count at all: at least EPS.
+        factor = 1.0 if prior is None else prior.clamp(min=EPS)
         if self.family == "poisson":
             return Poisson(positive(raw) * factor, validate_args=False)
         logits, raw_r = raw.chunk(2, dim=-1)
