@@ -1,8 +1,10 @@
 """Held-out spots: a validation signal that needs no ground truth.
 
-A seeded fraction of spots has its profile hidden from training (replaced by the mean of its
-training neighbours, so the encoder and the graph losses see no trace of it) and is scored on
-how well the model predicts it from its neighbourhood and image.
+A seeded fraction of spots has its profile hidden from training and is scored on how well the
+model predicts it from its neighbourhood and image. No trace of it is left: its profile is
+replaced by the mean of its training neighbours, and its edges in the spot graph, whose
+weights were computed from its profile, weigh what an edge between training spots weighs on
+average.
 """
 
 from __future__ import annotations
@@ -25,7 +27,20 @@ def hold_out_spots(graph: SpotGraph, fraction: float, seed: int = 0) -> SpotGrap
     held.x_true = graph.x
     held.val_mask = val_mask
     held.x = impute_from_neighbours(graph.x, graph.edge_index, val_mask)
+    held.edge_weight = blind_weights(graph.edge_index, graph.edge_weight, val_mask)
     return held
+
+
+def blind_weights(
+    edge_index: torch.Tensor, weight: torch.Tensor, hidden: torch.Tensor
+) -> torch.Tensor:
+    """Edge weights with every edge between two spots that touches a hidden one set to the mean
+    weight of the edges between visible spots (self-loops keep theirs)."""
+    src, dst = edge_index
+    touches = (hidden[src] | hidden[dst]) & (src != dst)
+    visible = ~(hidden[src] | hidden[dst]) & (src != dst)
+    fill = weight[visible].mean() if visible.any() else weight.new_tensor(1.0)
+    return torch.where(touches, fill, weight)
 
 
 def impute_from_neighbours(
