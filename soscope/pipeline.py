@@ -20,7 +20,7 @@ from soscope.data.anndata_io import enhanced_anndata, spatial_library, write_h5a
 from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
 from soscope.data.sample import Section
 from soscope.errors import SoScopeInputError
-from soscope.evaluate.baselines import BASELINES, run_baseline
+from soscope.evaluate.baselines import BASELINES, NEEDS_POSITIONS, run_baseline
 from soscope.evaluate.metrics import median_spacing, summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.plotting import plot_enhanced, plot_reconstruction
@@ -191,7 +191,7 @@ def evaluate_against_truth(
 ) -> dict[str, dict[str, float]]:
     """soscope and the baselines against the ground truth, when there is one.
 
-    `interpolate` needs spot positions and runs when the section has them; soscope's predictive
+    Baselines that interpolate need spot positions and run when the section has them; soscope's predictive
     `sd`, when given, is scored for calibration.
     """
     if section.truth is None:
@@ -204,7 +204,7 @@ def evaluate_against_truth(
     pos = graph.sub_pos.numpy() if has_pos else None
     methods = {"soscope": enhanced}
     for name in BASELINES:
-        if has_pos or name != "interpolate":
+        if has_pos or name not in NEEDS_POSITIONS:
             methods[name] = run_baseline(name, section)
     return {
         name: summarize(pred, section.truth, x, sub_to_spot, pos, sd if name == "soscope" else None)
