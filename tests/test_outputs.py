@@ -10,6 +10,7 @@ import pytest
 
 from soscope.config import load_config
 from soscope.datasets import make_synthetic_tissue
+from soscope.evaluate.baselines import BASELINES
 from soscope.evaluate.metrics import median_spacing
 from soscope.pipeline import run, subspot_library, write_outputs
 
@@ -82,7 +83,7 @@ def test_the_run_folder_holds_figures_and_a_summary(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert f"25 spots, {N_SUBSPOTS} subspots (7 per spot), 9 features" in summary
     assert f"| soscope | {metrics['soscope']['median_pearson']:.4f} |" in summary
-    for method in ("replicate", "interpolate", "image_regression"):
+    for method in BASELINES:
         assert f"| {method} |" in summary
     for name in ("enhanced.h5ad", "infer_subspot.npy", "loss_curves.png", "checkpoints/"):
         assert f"`{name}`" in summary

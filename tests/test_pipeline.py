@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from soscope.evaluate.baselines import BASELINES
 from soscope.pipeline import neighbourhood_mode, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def config(tmp_path, *overrides):
 
 def test_the_job_writes_every_output(tmp_path):
     metrics = run(config(tmp_path, "epochs.vgae=3", "epochs.soscope=3"))
-    assert set(metrics) == {"soscope", "replicate", "interpolate", "image_regression", "objective"}
+    assert set(metrics) == {"soscope", *BASELINES, "objective"}
     assert metrics["objective"] is None
     for name in ("infer_subspot.npy", "enhanced.h5ad", "enhanced.png", "vgae.png", "metrics.json"):
         assert (tmp_path / name).is_file()
