@@ -132,10 +132,14 @@ class LatentGraphModule(L.LightningModule):
         # Lets `ckpt_path=…` find which stage a checkpoint belongs to.
         checkpoint["soscope_stage"] = self.stage_name
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: one, unless a stage gives some their own settings."""
+        return [{"params": list(self.parameters())}]
+
     def configure_optimizers(self) -> Any:
         optimizer_cls = getattr(torch.optim, self.hparams.optimizer, None)
         if optimizer_cls is None:
             raise ValueError(f"unknown optimizer {self.hparams.optimizer!r} (a torch.optim class)")
         return optimizer_cls(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self.parameter_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )

@@ -20,6 +20,7 @@ from soscope.models.consistency import (
 )
 from soscope.models.context import PRIOR_MODES, context_width, share_prior, subspot_context
 from soscope.models.decoders import EnhancementDecoder
+from soscope.models.image_path import ImagePath, combine_priors, image_shares, level_offset
 from soscope.models.likelihoods import BlockDistribution
 from soscope.models.losses import (
     NODE_LOSS_MODES,
@@ -43,7 +44,11 @@ class SoScopeModule(LatentGraphModule):
     `subspot_context="interp"` gives the decoder what the neighbouring spots' latents say at
     each subspot (both `soscope.models.context`), `consistent_training` holds every spot
     exactly inside the loss, and `smooth_weight` (λ) weighs a smoothness prior over the
-    subspot graph; all are off in the original.
+    subspot graph. `image_path` adds a path that predicts each subspot from its own image
+    feature alone, trained on the spot totals only (L2 `image_weight_decay`, learning rate
+    `image_lr`, an MLP of `image_hidden` units), whose shares (contrasts × `image_temperature`) multiply
+    the subspot means; `decoder_features=false` keeps the image out of the decoder, so only
+    that path shares a spot out. All are off in the original.
     """
 
     stage_name = "soscope"
@@ -58,6 +63,12 @@ class SoScopeModule(LatentGraphModule):
         share_prior: str = "none",
         consistent_training: bool = False,
         smooth_weight: float = 0.0,
+        image_path: bool = False,
+        image_hidden: int = 0,
+        image_weight_decay: float = 0.0,
+        image_lr: float | None = None,
+        image_temperature: float = 1.0,
+        decoder_features: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,12 +83,17 @@ class SoScopeModule(LatentGraphModule):
         beta = self.beta
         gamma_cfg = {"n_iterations": beta.n_iterations, "start_iteration": beta.start_iteration}
         self.gamma = ExponentialSchedule(**{**gamma_cfg, **(gamma or {})})
+        if image_temperature < 0:
+            raise ValueError(f"image_temperature must be >= 0, got {image_temperature}")
         self.decoder = EnhancementDecoder(
             self.hparams.z_dim,
-            self.hparams.feat_dim,
+            self.hparams.feat_dim if decoder_features else 0,
             self.likelihood.subspot_width,
             self.hparams.hidden,
             context_width(subspot_context, self.hparams.z_dim),
+        )
+        self.image_path = (
+            ImagePath(self.hparams.feat_dim, self.likelihood, image_hidden) if image_path else None
         )
 
     def load_encoder(self, encoder: nn.Module) -> None:
@@ -90,17 +106,40 @@ class SoScopeModule(LatentGraphModule):
         # halo around those spots already holds; the context needs their exact latents.
         return layers, int(self.hparams.subspot_context != "none")
 
-    def subspot_distribution(self, batch: SpotGraph, z: Tensor) -> BlockDistribution:
+    def image_eta(self, batch: SpotGraph) -> Tensor | None:
+        """The image path's per-subspot prediction (see `ImagePath`), None when it is off."""
+        if self.image_path is None:
+            return None
+        offset = level_offset(self.likelihood, batch.x.float(), self.train_mask(batch))
+        return self.image_path(batch.sub_feat, offset)
+
+    def subspot_distribution(
+        self, batch: SpotGraph, z: Tensor, eta: Tensor | None = None
+    ) -> BlockDistribution:
         """p(y | z, image) of every subspot, each decoded from its own spot's latent; spread by
-        the share prior and held to the observed spots where those options are on."""
+        the share prior and the image path's shares (`eta`, computed if not given) and held to
+        the observed spots where those options are on."""
         k_sub = subspot_counts(batch)[batch.sub_to_spot]
         context = None
         if self.hparams.subspot_context != "none":
             context = subspot_context(batch, z)
-        raw = self.decoder(z[batch.sub_to_spot], batch.sub_feat, k_sub, context)
+        feat = batch.sub_feat if self.hparams.decoder_features else batch.sub_feat[:, :0]
+        raw = self.decoder(z[batch.sub_to_spot], feat, k_sub, context)
         prior = None
         if self.hparams.share_prior != "none":
             prior = share_prior(batch, self.likelihood).to(raw.dtype)
+        eta = self.image_eta(batch) if eta is None else eta
+        if eta is not None:
+            shares = image_shares(
+                self.likelihood,
+                # The image path learns from the spot totals alone (`image_loss`): the other
+                # terms see its shares but do not train it.
+                eta.detach().to(raw.dtype),
+                batch.sub_to_spot,
+                batch.num_nodes,
+                self.hparams.image_temperature,
+            )
+            prior = combine_priors(self.likelihood, prior, shares)
         dist = self.likelihood.subspot_distribution(raw, k_sub, prior)
         if not self.hparams.consistent_training:
             return dist
@@ -112,7 +151,8 @@ class SoScopeModule(LatentGraphModule):
         scope = loss_scope(batch)
         q = self.encode(batch)
         z = q.rsample()
-        sub_dist = self.subspot_distribution(batch, z)
+        eta = self.image_eta(batch)
+        sub_dist = self.subspot_distribution(batch, z, eta)
         sub_mean = sub_dist.mean
         k = subspot_counts(batch)
         args = (batch.x, k, batch.sub_to_spot)
@@ -120,7 +160,8 @@ class SoScopeModule(LatentGraphModule):
             per_spot = node_loss_mse(self.likelihood, sub_mean, *args)
         else:
             per_spot = node_loss_likelihood(self.likelihood, sub_dist, *args)
-        node = scope.spot_mean(per_spot, self.train_mask(batch))
+        train = self.train_mask(batch)
+        node = scope.spot_mean(per_spot, train)
         deviation = self.likelihood.split(sub_mean - batch.x[batch.sub_to_spot])
         rows, pool = rows_and_pool(scope, "subspot")
         edges, weights = batch.sub_edge_index, batch.sub_edge_weight
@@ -132,11 +173,40 @@ class SoScopeModule(LatentGraphModule):
         beta, gamma = self.beta(self.global_step), self.gamma(self.global_step)
         loss = node + self.hparams.graph_loss_weight * graph + beta * kl
         loss = loss + self.hparams.smooth_weight * smooth
+        terms = {"node_loss": node, "graph_loss": graph, "smooth_loss": smooth, "kl_loss": kl}
+        if eta is not None:
+            image = scope.spot_mean(self.image_loss(batch, eta, k), train)
+            loss = loss + image
+            terms["image_loss"] = image
         if self.hparams.gamma_mode == "loss":
             loss = gamma * loss
-        terms = {"node_loss": node, "graph_loss": graph, "smooth_loss": smooth, "kl_loss": kl}
         terms["beta"] = beta
         return loss, {**terms, "gamma": gamma}
+
+    def image_loss(self, batch: SpotGraph, eta: Tensor, k: Tensor) -> Tensor:
+        """Per spot: −log p(observed spot | the image path's prediction of its subspots), the
+        mean over features, so that its L2 penalty means the same whatever their number (only
+        the image path learns from this term)."""
+        predicted = self.image_path.spot_distribution(eta, batch.sub_to_spot, batch.num_nodes)
+        target = self.likelihood.spot_target(batch.x.to(eta.dtype), k)
+        return -predicted.log_prob(target) / target.size(-1)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The image path learns at its own rate (`image_lr`), its weight matrices with their
+        own L2 (`image_weight_decay`)."""
+        if self.image_path is None:
+            return super().parameter_groups()
+        hp = self.hparams
+        lr = hp.image_lr or hp.lr
+        matrices = self.image_path.weight_matrices()
+        decayed = {id(p) for p in matrices}
+        path = [p for p in self.image_path.parameters() if id(p) not in decayed]
+        own = {id(p) for p in self.image_path.parameters()}
+        return [
+            {"params": [p for p in self.parameters() if id(p) not in own]},
+            {"params": matrices, "lr": lr, "weight_decay": hp.image_weight_decay},
+            {"params": path, "lr": lr},
+        ]
 
     def configure_optimizers(self) -> Any:
         optimizer = super().configure_optimizers()

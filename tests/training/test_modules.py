@@ -193,3 +193,39 @@ def test_consistent_training_holds_every_spot_exactly(tiny_tissue, likelihood):
     free = model.enhance(graph, non_negative=False)
     rescaled = model.enhance(graph, non_negative=False, consistency="rescale")
     torch.testing.assert_close(rescaled, free, rtol=1e-4, atol=1e-4)
+
+
+def test_the_image_path_learns_from_the_spot_totals_alone(tiny_tissue):
+    """Its parameters get gradients from its own loss only; the other terms see its shares."""
+    section = tiny_tissue.to_section()
+    args = module_args(section, image_path=True, image_hidden=8, decoder_features=False)
+    model = SoScopeModule(**args)
+    for p in model.image_path.parameters():  # away from the equal split
+        torch.nn.init.normal_(p, std=0.1)
+    loss, terms = model.stage_loss(section.graph)
+    (loss - terms["image_loss"]).backward(retain_graph=True)
+    assert all(p.grad is None or not p.grad.any() for p in model.image_path.parameters())
+    model.zero_grad()
+    terms["image_loss"].backward()
+    assert all(p.grad is not None and p.grad.any() for p in model.image_path.weight_matrices())
+
+
+def test_the_image_path_has_its_own_rate_and_penalty(tiny_tissue):
+    section = tiny_tissue.to_section()
+    args = module_args(section, image_path=True, image_lr=0.01, image_weight_decay=0.5)
+    groups = SoScopeModule(**args, lr=1e-3).configure_optimizers().param_groups
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(1e-3, 0.0), (0.01, 0.5), (0.01, 0.0)]
+    model = SoScopeModule(**args)
+    counted = sum(len(g["params"]) for g in model.configure_optimizers().param_groups)
+    assert counted == len(list(model.parameters()))
+
+
+def test_without_decoder_features_only_the_priors_share_a_spot_out(tiny_tissue):
+    """No image path, no share prior, no image in the decoder: every subspot of a spot is
+    decoded alike."""
+    section = tiny_tissue.to_section()
+    model = SoScopeModule(**module_args(section, decoder_features=False))
+    graph = section.graph
+    mean = model.enhance(graph)
+    first = graph.sub_to_spot == 0
+    torch.testing.assert_close(mean[first], mean[first][:1].expand(int(first.sum()), -1))

@@ -1,0 +1,120 @@
+"""The image path: each subspot's profile predicted from its own image feature alone.
+
+A spot's own profile tells how much it holds, not how that is shared among its subspots: a
+decoder that sees the spot's latent can match every spot total whatever it does inside the
+spot. The image path cannot see any spot's profile. It maps one subspot's image feature to
+that subspot's expected profile (log means for count blocks, means for Gaussian blocks) and is
+trained on the spot totals alone — the sum of its subspot predictions against the observed
+spot, across all spots — so it learns the image → profile map the way a regression on spot
+images would, and its differences between the subspots of one spot become their shares.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import NegativeBinomial, Normal, Poisson
+
+from soscope.models.aggregation import aggregate, aggregate_mean
+from soscope.models.likelihoods import BlockDistribution, Likelihood, positive
+
+EPS = 1e-7
+
+
+class ImagePath(nn.Module):
+    """Image feature → per-subspot profile (an MLP with `hidden` units, or linear if 0), and a
+    per-feature spread (NB dispersion, Gaussian σ) for scoring its spot totals."""
+
+    def __init__(self, feat_dim: int, likelihood: Likelihood, hidden: int = 0) -> None:
+        super().__init__()
+        width = likelihood.n_features
+        body: list[nn.Module] = [] if hidden == 0 else [nn.Linear(feat_dim, hidden), nn.ReLU()]
+        self.net = nn.Sequential(*body, nn.Linear(hidden or feat_dim, width))
+        # Starts from equal shares: the last layer's weights are zero, its bias the offset's.
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        self.raw_spread = nn.Parameter(torch.zeros(width))
+        self.likelihood = likelihood
+
+    def weight_matrices(self) -> list[nn.Parameter]:
+        """The weights of its linear maps (what an L2 penalty acts on; biases are free)."""
+        return [layer.weight for layer in self.net if isinstance(layer, nn.Linear)]
+
+    def forward(self, feat: Tensor, offset: Tensor) -> Tensor:
+        """M×G: log means (count blocks) or means (Gaussian blocks) of every subspot.
+
+        `offset` (G) is the features' typical per-subspot level (`level_offset`), so the net
+        learns only departures from it.
+        """
+        return self.net(feat.to(offset.dtype)) + offset
+
+    def spot_distribution(
+        self, eta: Tensor, sub_to_spot: Tensor, n_spots: int
+    ) -> BlockDistribution:
+        """What the image path predicts for each spot: the total (mean) of its subspots."""
+        parts = []
+        blocks = zip(
+            self.likelihood.blocks,
+            self.likelihood.split(eta),
+            self.likelihood.split(self.raw_spread),
+            strict=True,
+        )
+        for block, eta_b, spread in blocks:
+            if not block.is_count:
+                mean = aggregate_mean(eta_b, sub_to_spot, n_spots)
+                parts.append(Normal(mean, positive(spread).expand_as(mean)))
+                continue
+            total = aggregate(torch.exp(eta_b), sub_to_spot, n_spots) + EPS
+            if block.family == "poisson":
+                parts.append(Poisson(total, validate_args=False))
+            else:  # NB with mean `total` and dispersion r: logits = log(total / r)
+                r = positive(spread).expand_as(total)
+                logits = torch.log(total) - torch.log(r)
+                parts.append(NegativeBinomial(r, logits=logits, validate_args=False))
+        return BlockDistribution(parts)
+
+
+def level_offset(likelihood: Likelihood, x: Tensor, train: Tensor | None = None) -> Tensor:
+    """Per feature, the mean per-subspot level over the (training) spots: its log for count
+    blocks. A constant over spots, so it tells the image path nothing about any one spot."""
+    rows = x if train is None else x[train]
+    mean = rows.mean(0)
+    parts = [
+        torch.log(m.clamp(min=EPS)) if block.is_count else m
+        for block, m in zip(likelihood.blocks, likelihood.split(mean), strict=True)
+    ]
+    return torch.cat(parts)
+
+
+def image_shares(
+    likelihood: Likelihood, eta: Tensor, sub_to_spot: Tensor, n_spots: int, temperature: float
+) -> Tensor:
+    """M×G: how the image path shares each spot among its subspots, relative to an equal split.
+
+    Count blocks: exp(t·η) over its mean within the spot (a factor with mean 1 per spot);
+    Gaussian blocks: t·(η − its spot mean) (a shift with mean 0). The temperature t < 1 shrinks
+    the image's contrasts toward the equal split, as its predictions are uncertain.
+    """
+    parts = []
+    for block, eta_b in zip(likelihood.blocks, likelihood.split(eta), strict=True):
+        centred = eta_b - aggregate_mean(eta_b, sub_to_spot, n_spots)[sub_to_spot]
+        if not block.is_count:
+            parts.append(temperature * centred)
+            continue
+        # Subtracting the spot mean first keeps exp() in range; the ratio is unchanged.
+        weight = torch.exp(temperature * centred)
+        parts.append(weight / aggregate_mean(weight, sub_to_spot, n_spots)[sub_to_spot])
+    return torch.cat(parts, dim=-1)
+
+
+def combine_priors(likelihood: Likelihood, first: Tensor | None, second: Tensor) -> Tensor:
+    """Two share priors in one: factors multiply (count blocks), shifts add (Gaussian blocks)."""
+    if first is None:
+        return second
+    parts = [
+        a * b if block.is_count else a + b
+        for block, a, b in zip(
+            likelihood.blocks, likelihood.split(first), likelihood.split(second), strict=True
+        )
+    ]
+    return torch.cat(parts, dim=-1)
