@@ -1,13 +1,21 @@
-"""The aggregation benchmark (SPEC §5): soscope and the baselines against known subspot truth.
+"""The aggregation benchmark: soscope and the baselines against known subspot truth.
 
-Datasets: the synthetic tissue for each likelihood in --synthetic (truth = its subspots), and
-the spatial-CITE-seq human-skin proteins aggregated 2×2 and 3×3 into pseudo-spots (truth = the
-measured grid spots; one constant image feature, as there is no image). For every dataset,
-seed and config variant it trains both stages, enhances, and scores with `summarize`; the
-baselines are scored on the same sections. Prints one markdown table (mean ± sd over seeds),
-writes it to --out with the command line on top, and a figure of one dataset next to it.
-(dataset, seed) pairs run in `--jobs` worker processes at once (default: one a CPU core), each
-with its share of the cores; the table is the same as a serial run's.
+Datasets: the synthetic tissue for each likelihood in --synthetic (truth = its subspots); the
+spatial-CITE-seq human-skin proteins aggregated k×k into pseudo-spots (truth = the measured
+grid spots; one constant image feature, as there is no image); and, given a local clone of the
+HER2-positive breast-cancer ST data (--her2st, github.com/almaan/her2st), sections whose
+native spots are summed k×k into pseudo-spots and prepared with `soscope-preprocess` from the
+section's own H&E image, as a user would (truth = the native spots, in raw counts).
+
+Defaults are chosen on the tuning split and reported on the report split, which chose
+nothing (`--split`): tuning = synthetic tissue draws 100–102, skin 2×2, HER2ST B4; report = a
+fresh synthetic draw (200), skin 3×3, HER2ST C2.
+
+For every dataset, seed and config variant it trains both stages, enhances, and scores with
+`summarize`; the baselines are scored on the same sections. Prints one markdown table (mean ±
+sd over seeds), writes it to --out with the command line on top, and a figure of one dataset
+next to it. (dataset, seed) pairs run in `--jobs` worker processes at once (default: one a CPU
+core), each with its share of the cores; the table is the same as a serial run's.
 
 Example (the node loss of the defaults against the original's MSE, synthetic NB tissue only):
     python scripts/benchmark_quality.py --synthetic nb --skin --epochs 300
@@ -21,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,12 +46,15 @@ import pandas as pd
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from PIL import Image
+from scipy.spatial import cKDTree
 
+from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section
 from soscope.evaluate.baselines import BASELINES, run_baseline
-from soscope.evaluate.metrics import summarize
-from soscope.evaluate.pseudospots import make_pseudospots
+from soscope.evaluate.metrics import median_spacing, summarize
+from soscope.evaluate.pseudospots import grid_blocks, make_pseudospots
 from soscope.pipeline import (
     enhance,
     load_section,
@@ -56,8 +68,14 @@ from soscope.plotting import plot_maps
 ROOT = Path(__file__).resolve().parents[1]
 # The shared data folder sits beside the checkout (../shared), never inside the repository.
 SKIN_DIR = ROOT.parent / "shared" / "data" / "spatialcite_humanskin" / "x3"
-SKIN_BLOCKS = (2, 3)
-SYNTHETIC_TISSUE_SEED = 0
+# What each split runs unless the command line says otherwise: (synthetic tissue draws, skin
+# blocks, HER2ST sections). Only B4 and C2 of HER2ST are used at all; the others are kept for
+# independent evaluation.
+SPLITS = {"tuning": ((100, 101, 102), (2,), ("B4",)), "report": ((200,), (3,), ("C2",))}
+HER2ST_SECTIONS = ("B4", "C2")
+HER2ST_BLOCKS = (2, 3)
+HER2ST_GENES = 50
+ST_SPOT_FRACTION = 0.5  # legacy ST: 100 µm spots on a 200 µm pitch
 QUICK = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
 QUICK_EPOCHS = 3
 QUICK_SKIN_FEATURES = 20
@@ -124,17 +142,17 @@ def read_skin(quick: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return counts.to_numpy(np.float32), coords, pos, list(counts.columns)
 
 
-def synthetic_dataset(likelihood: str, image: bool = True) -> Dataset:
-    """The synthetic tissue (default size and platform) with `likelihood` counts; without
-    `image` every subspot gets the same (zero) image feature."""
+def synthetic_dataset(likelihood: str, tissue: int, image: bool = True) -> Dataset:
+    """The synthetic tissue draw `tissue` (default size and platform) with `likelihood` counts;
+    without `image` every subspot gets the same (zero) image feature."""
     picture = "H&E-like image" if image else "constant image feature"
     note = (
-        f"synthetic Visium tissue ({likelihood} counts, {picture}, tissue seed "
-        f"{SYNTHETIC_TISSUE_SEED}), truth = its subspots"
+        f"synthetic Visium tissue ({likelihood} counts, {picture}, tissue draw {tissue}), "
+        "truth = its subspots"
     )
     # One tissue for every seed, so the spread over seeds is the training's alone.
-    overrides = (f"likelihood={likelihood}", f"data.seed={SYNTHETIC_TISSUE_SEED}")
-    name = f"synthetic_{likelihood}"
+    overrides = (f"likelihood={likelihood}", f"data.seed={tissue}")
+    name = f"synthetic_{likelihood}_t{tissue}"
     if not image:
         overrides, name = (*overrides, "+data.constant_image=true"), f"{name}_no_image"
     return Dataset(name, overrides, load_section, note)
@@ -171,11 +189,113 @@ def reference_dataset(path: Path, likelihood: str, report: bool = True) -> Datas
     return Dataset(f"reference_{path.name}", (f"likelihood={likelihood}",), lambda cfg: section)
 
 
+def read_her2st(root: Path, section: str) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """One HER2ST section: native spot counts (spots × genes), its spots' array (x, y) and
+    pixel (pixel_x, pixel_y) coordinates in the same order, and the path of its H&E image."""
+    counts = pd.read_csv(root / "data" / "ST-cnts" / f"{section}.tsv.gz", sep="\t", index_col=0)
+    spots = pd.read_csv(root / "data" / "ST-spotfiles" / f"{section}_selection.tsv", sep="\t")
+    spots.index = spots["x"].astype(str) + "x" + spots["y"].astype(str)
+    counts = counts.loc[counts.index.isin(spots.index)]
+    images = sorted((root / "data" / "ST-imgs" / section[0] / section).glob("*.jpg"))
+    if not images:
+        raise SystemExit(f"--her2st {root}: no H&E image of section {section}")
+    return counts, spots.loc[counts.index], images[0]
+
+
+def her2st_inputs(
+    counts: pd.DataFrame, spots: pd.DataFrame, k: int, folder: Path
+) -> tuple[np.ndarray, float]:
+    """Write the k×k pseudo-spots of a section as a user's CSV inputs into `folder`:
+    counts.csv (pseudo-spot sums), positions.csv (block row/col, centre pixels) and cells.csv
+    (the native spots of complete blocks, as the subspots to lay out). Returns the native
+    spot index of each cells.csv row and the native spot pitch in pixels."""
+    coords = spots[["y", "x"]].to_numpy()  # array (row, col)
+    pixels = spots[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)
+    groups, block = grid_blocks(coords, k)
+    names = [f"block{r}x{c}" for r, c in block]
+    summed = counts.to_numpy()[groups].sum(axis=1)
+    pd.DataFrame(summed, index=names, columns=counts.columns).to_csv(folder / "counts.csv")
+    centre = pixels[groups].mean(axis=1)
+    positions = {"barcode": names, "row": block[:, 0], "col": block[:, 1]}
+    positions |= {"imagecol": centre[:, 0], "imagerow": centre[:, 1]}
+    pd.DataFrame(positions).to_csv(folder / "positions.csv", index=False)
+    units = groups.ravel()
+    pd.DataFrame({"x": pixels[units, 0], "y": pixels[units, 1]}).to_csv(
+        folder / "cells.csv", index=False
+    )
+    pitch = float(np.median(cKDTree(pixels).query(pixels, k=2)[0][:, 1]))
+    return units, pitch
+
+
+def her2st_dataset(root: Path, section: str, k: int, likelihood: str, quick: bool) -> Dataset:
+    """HER2ST `section` as k×k pseudo-spots through `soscope-preprocess` (counts CSV, positions
+    CSV, the native spots as subspots, the section's H&E, the `HER2ST_GENES` most variable
+    genes); truth = the native spots' raw counts. Built once."""
+    cache: list[Section] = []
+
+    def load(cfg: DictConfig) -> Section:
+        if not cache:
+            cache.append(build_her2st(root, section, k, likelihood, quick))
+        return cache[0]
+
+    note = (
+        f"HER2ST section {section}, {k}×{k} pseudo-spots of native ST spots, "
+        f"{HER2ST_GENES if not quick else QUICK_SKIN_FEATURES} most variable genes, "
+        f"{likelihood} likelihood, image features of each native spot from the H&E image"
+    )
+    overrides = (f"likelihood={likelihood}", "platform=grid", f"platform.factor={k}")
+    return Dataset(f"her2st_{section}_{k}x{k}", overrides, load, note)
+
+
+def build_her2st(root: Path, section: str, k: int, likelihood: str, quick: bool) -> Section:
+    """See `her2st_dataset`: write the inputs, run the preprocessing command, read it back."""
+    counts, spots, image = read_her2st(root, section)
+    genes = QUICK_SKIN_FEATURES if quick else HER2ST_GENES
+    with tempfile.TemporaryDirectory(prefix="soscope_her2st_") as tmp:
+        folder = Path(tmp)
+        units, pitch = her2st_inputs(counts, spots, k, folder)
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "preprocess.py"),
+            "input=csv",
+            f"input.counts={folder / 'counts.csv'}",
+            f"input.positions={folder / 'positions.csv'}",
+            f"input.image={image}",
+            "layout=cells",
+            "layout.lattice=grid",
+            f"layout.cells={folder / 'cells.csv'}",
+            f"layout.cell_diameter={ST_SPOT_FRACTION * pitch}",
+            f"layout.spot_diameter={2 * k * pitch}",  # a disc around each block holds it all
+            "features=handcrafted",
+            f"genes.n_top={genes}",
+            "cache_dir=null",
+            f"out={folder / 'dataset'}",
+        ]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"soscope-preprocess failed on HER2ST {section}:\n{done.stderr}")
+        result = read_dataset_h5ad(folder / "dataset" / "dataset.h5ad", likelihood)
+    sub_pos = result.graph.sub_pos.numpy()
+    pixels = spots[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)[units]
+    distance, match = cKDTree(pixels).query(sub_pos)
+    if distance.max() > 1e-3 * pitch:
+        raise SystemExit(f"HER2ST {section}: subspots do not sit on the native spots")
+    native = counts[result.feature_names].to_numpy(dtype=np.float32)
+    result.truth = native[units[match]]
+    result.meta["likelihood"] = likelihood
+    result.name = f"her2st_{section}_{k}x{k}"
+    return result
+
+
 def datasets(args: argparse.Namespace, report: bool = True) -> list[Dataset]:
-    """The datasets the arguments ask for; the skin data only where it is present (`report`:
+    """The datasets the arguments ask for; the real data only where it is present (`report`:
     say what is skipped)."""
-    chosen = [synthetic_dataset(name) for name in args.synthetic]
-    chosen += [synthetic_dataset(name, image=False) for name in args.synthetic_no_image]
+    chosen = [synthetic_dataset(name, t) for name in args.synthetic for t in args.tissues]
+    chosen += [
+        synthetic_dataset(name, t, image=False)
+        for name in args.synthetic_no_image
+        for t in args.tissues
+    ]
     if args.skin and SKIN_DIR.is_dir():
         chosen += [skin_dataset(k, args.real_likelihood, args.quick) for k in args.skin]
     elif args.skin and report:
@@ -183,6 +303,14 @@ def datasets(args: argparse.Namespace, report: bool = True) -> list[Dataset]:
     if args.reference_dir:
         reference = reference_dataset(args.reference_dir, args.real_likelihood, report)
         chosen += [reference] if reference else []
+    if args.her2st and (args.her2st / "data" / "ST-cnts").is_dir():
+        chosen += [
+            her2st_dataset(args.her2st, section, k, "nb", args.quick)
+            for section in args.her2st_sections
+            for k in args.her2st_blocks
+        ]
+    elif args.her2st and report:
+        print(f"skipping HER2ST: {args.her2st} is not a clone of github.com/almaan/her2st")
     return chosen
 
 
@@ -204,6 +332,71 @@ def score(section: Section, pred: np.ndarray, sd: np.ndarray | None = None) -> S
     return summarize(pred, section.truth, x, sub_to_spot, pos=sub_pos, sd=sd)
 
 
+PEERS = ("tesla",)
+TESLA_INSTALL = (
+    "pip install --no-deps teslaforst && pip install opencv-python-headless numba "
+    "(its package metadata asks for the retired `sklearn` name, so a plain install fails)"
+)
+
+
+def section_image(section: Section) -> np.ndarray | None:
+    """The section's H&E image as an RGB array: its own, or the file its preprocessing read."""
+    if section.image is not None:
+        return np.asarray(section.image)
+    source = section.meta.get("image")
+    if source is None or not Path(source).is_file():
+        return None
+    return np.asarray(Image.open(source).convert("RGB"))
+
+
+def tesla(section: Section) -> np.ndarray | None:
+    """TESLA (Hu et al., Cell Systems 2023; the `teslaforst` package) at each subspot: the
+    inverse-square-distance average of the 10 nearest spots in (x, y, scaled image colour),
+    its `imputation` rule with its own colour extraction, a window of a quarter subspot spacing.
+
+    Its `imputation` function itself cannot run with today's anndata (it looks up a frame with
+    a RangeIndex by the string names anndata now gives its pseudo-spots), and it reads values
+    off its own grid; so the rule is applied here at the subspot positions directly. None
+    when TESLA is not installed or the section has no image.
+    """
+    try:
+        from TESLA import extract_color
+    except ImportError:
+        return None
+    image = section_image(section)
+    if image is None:
+        return None
+    graph = section.graph
+    x, pos, sub_pos = graph.x.numpy(), graph.pos.numpy(), graph.sub_pos.numpy()
+    window = max(1, round(median_spacing(sub_pos) / 4))
+    rows = {"sub": np.rint(sub_pos[:, ::-1]).astype(int), "spot": np.rint(pos[:, ::-1]).astype(int)}
+    colour = {
+        name: np.asarray(
+            extract_color(list(r[:, 0]), list(r[:, 1]), image, beta=window, RGB=name == "sub")
+        )
+        for name, r in rows.items()
+    }
+    z_scale = sub_pos.std(axis=0).max()
+    z = {name: (c - c.mean()) / c.std() * z_scale for name, c in colour.items()}
+    known = np.column_stack([pos, z["spot"]])
+    wanted = np.column_stack([sub_pos, z["sub"]])
+    distance, nearest = cKDTree(known).query(wanted, k=min(10, len(known)))
+    relative = (distance + 0.1) / (distance.min(axis=1, keepdims=True) + 0.1)
+    weight = 1 / relative**2
+    weight /= weight.sum(axis=1, keepdims=True)
+    return np.einsum("mk,mkg->mg", weight, x[nearest])
+
+
+def peer_predictions(section: Section, peers: list[str]) -> dict[str, np.ndarray]:
+    """The peers' enhancements of `section` that can run here (see `PEERS`)."""
+    out = {}
+    if "tesla" in peers:
+        pred = tesla(section)
+        if pred is not None:
+            out["tesla"] = pred
+    return out
+
+
 def run_one(
     dataset: Dataset, seed: int, args: argparse.Namespace
 ) -> tuple[Section, dict[str, np.ndarray], dict[str, Scores]]:
@@ -214,6 +407,7 @@ def run_one(
     common += [f"epochs.vgae={epochs}", f"epochs.soscope={epochs}"]
     section = dataset.load(compose_config(common))
     predictions = {name: run_baseline(name, section) for name in BASELINES}
+    predictions |= peer_predictions(section, args.peers)
     results = {name: score(section, pred) for name, pred in predictions.items()}
     for variant, overrides in map(parse_variant, args.variants):
         start = time.perf_counter()
@@ -330,11 +524,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="likelihoods of synthetic tissues run with a constant image feature",
     )
     parser.add_argument(
+        "--split",
+        choices=sorted(SPLITS),
+        default="report",
+        help="which data to run unless --tissues, --skin or --her2st-sections say otherwise: "
+        "tuning (synthetic draws 100-102, skin 2x2, HER2ST B4), on which defaults are chosen, "
+        "or report (synthetic draw 200, skin 3x3, HER2ST C2), which chose nothing",
+    )
+    parser.add_argument(
+        "--tissues", type=int, nargs="+", help="synthetic tissue draws (seeds of the tissue)"
+    )
+    parser.add_argument(
         "--skin",
         type=int,
         nargs="*",
-        default=list(SKIN_BLOCKS),
         help=f"block sides k of the k×k skin pseudo-spots (none: skip; data in {SKIN_DIR})",
+    )
+    parser.add_argument(
+        "--her2st",
+        type=Path,
+        help="a local clone of github.com/almaan/her2st (data/ST-cnts, ST-spotfiles, ST-imgs)",
+    )
+    parser.add_argument(
+        "--her2st-sections", nargs="+", choices=HER2ST_SECTIONS, help="HER2ST sections"
+    )
+    parser.add_argument(
+        "--her2st-blocks",
+        type=int,
+        nargs="+",
+        default=list(HER2ST_BLOCKS),
+        help="block sides k of the HER2ST k×k pseudo-spots",
     )
     parser.add_argument(
         "--real-likelihood",
@@ -370,9 +589,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="(dataset, seed) pairs run at once in worker processes, the CPU cores shared "
         "between them (default: the number of cores; 1: all in this process)",
     )
+    parser.add_argument(
+        "--peers",
+        nargs="*",
+        choices=PEERS,
+        default=[],
+        help=f"other methods to score on datasets with an image (tesla: {TESLA_INSTALL})",
+    )
     parser.add_argument("--figure-dataset", help="dataset of the figure (default: the first)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "quality.md")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    tissues, skin, sections = SPLITS[args.split]
+    args.tissues = tissues if args.tissues is None else args.tissues
+    args.skin = list(skin) if args.skin is None else args.skin
+    args.her2st_sections = sections if args.her2st_sections is None else args.her2st_sections
+    return args
 
 
 def report_header(

@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 from soscope.evaluate.baselines import BASELINES
 
@@ -42,8 +45,8 @@ def test_quick_synthetic(tmp_path):
     table, out = run_quick(
         tmp_path, "--synthetic", "poisson", "--synthetic-no-image", "nb", "--skin"
     )
-    assert_complete(table, out, "synthetic_poisson")
-    assert_complete(table, out, "synthetic_nb_no_image")
+    assert_complete(table, out, "synthetic_poisson_t200")
+    assert_complete(table, out, "synthetic_nb_t200_no_image")
     assert "coverage_1sd" in table
 
 
@@ -66,10 +69,57 @@ def test_jobs_run_in_workers_and_keep_the_order(tmp_path):
     rows = [line for line in out.read_text().splitlines() if line.startswith("| synthetic")]
     methods = (*BASELINES, "soscope")
     expected = [
-        f"| synthetic_{name} | {method} |" for name in ("poisson", "nb") for method in methods
+        f"| synthetic_{name}_t200 | {method} |" for name in ("poisson", "nb") for method in methods
     ]
     assert [" | ".join(row.split(" | ")[:2]) + " |" for row in rows] == expected
     for name in ("poisson", "nb"):  # each trained once
-        assert done.stdout.count(f"[synthetic_{name} seed=0 ") == 1
+        assert done.stdout.count(f"[synthetic_{name}_t200 seed=0 ") == 1
     assert "2 jobs at once" in out.read_text()
     assert out.with_suffix(".png").is_file()
+
+
+def fake_her2st(root: Path, section: str = "C2", side: int = 8, pitch: float = 60.0) -> Path:
+    """A clone-shaped folder of one HER2ST-format section: counts TSV ("XxY" spot ids), the
+    spot selection file (array x, y and pixels) and an H&E JPEG, small enough for a test."""
+    rng = np.random.default_rng(0)
+    xs, ys = np.meshgrid(np.arange(2, 2 + side), np.arange(3, 3 + side))
+    ids = [f"{x}x{y}" for x, y in zip(xs.ravel(), ys.ravel(), strict=True)]
+    genes = [f"G{i}" for i in range(30)]
+    counts = pd.DataFrame(rng.poisson(5, size=(len(ids), len(genes))), index=ids, columns=genes)
+    (root / "data" / "ST-cnts").mkdir(parents=True)
+    counts.to_csv(root / "data" / "ST-cnts" / f"{section}.tsv.gz", sep="\t")
+    spots = pd.DataFrame(
+        {
+            "x": xs.ravel(),
+            "y": ys.ravel(),
+            "new_x": xs.ravel(),
+            "new_y": ys.ravel(),
+            "pixel_x": xs.ravel() * pitch,
+            "pixel_y": ys.ravel() * pitch,
+            "selected": 1,
+        }
+    )
+    (root / "data" / "ST-spotfiles").mkdir(parents=True)
+    spots.to_csv(root / "data" / "ST-spotfiles" / f"{section}_selection.tsv", sep="\t", index=False)
+    images = root / "data" / "ST-imgs" / section[0] / section
+    images.mkdir(parents=True)
+    size = int((side + 4) * pitch)
+    pixels = rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(images / "section_HE.jpg")
+    return root
+
+
+def test_quick_her2st_runs_the_preprocessing_command_and_scores_native_spots(tmp_path):
+    """The HER2ST option builds pseudo-spots from a clone's native spots, prepares them with
+    soscope-preprocess from the section's own image, and scores every method on them."""
+    clone = fake_her2st(tmp_path / "her2st")
+    argv = ["--synthetic", "--synthetic-no-image", "--skin", "--her2st", str(clone)]
+    table, out = run_quick(tmp_path, *argv, "--her2st-blocks", "2")
+    assert_complete(table, out, "her2st_C2_2x2")
+    assert "HER2ST section C2, 2×2 pseudo-spots" in out.read_text()
+
+
+def test_a_missing_her2st_clone_is_skipped_with_a_message(tmp_path, capsys):
+    argv = ["--synthetic", "nb", "--synthetic-no-image", "--skin", "--her2st", str(tmp_path)]
+    run_quick(tmp_path, *argv)
+    assert "skipping HER2ST" in capsys.readouterr().out
