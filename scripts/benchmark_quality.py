@@ -88,7 +88,7 @@ def quiet() -> None:
 def compose_config(overrides: list[str]) -> DictConfig:
     """The project's Hydra config with `overrides`, quiet: no logger, no extra callbacks."""
     base = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "soscope" / "conf"), version_base="1.3"):
         return compose("config", overrides=[*base, *overrides])
 
 

@@ -127,7 +127,7 @@ def stage_two_model(graph: SpotGraph, cfg) -> SoScopeModule:
 def project_config(overrides: list[str]):
     """The project's Hydra config (quiet: no logger, no extra callbacks)."""
     base = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "soscope" / "conf"), version_base="1.3"):
         return compose("config", overrides=[*base, *overrides])
 
 

@@ -1,6 +1,6 @@
 """`soscope-preprocess` (= `python scripts/preprocess.py`): raw inputs → a dataset folder.
 
-Hydra-configured from `conf_preprocess/` beside the package; `--help` lists the groups
+Hydra-configured from the package's `conf_preprocess/`; `--help` lists the groups
 (`input`, `layout`, `features`). Bad input ends the command with one line naming the file and
 the problem, exit status 1, and no output folder.
 """
@@ -21,7 +21,7 @@ from soscope.preprocess.build import BuiltDataset, build_dataset
 from soscope.preprocess.output import DATASET_H5AD, check_output, write_dataset
 from soscope.preprocess.timing import StepTimer
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf_preprocess"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf_preprocess"
 
 
 def preprocess(cfg: DictConfig) -> tuple[BuiltDataset, dict[str, float]]:

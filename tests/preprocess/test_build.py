@@ -35,7 +35,7 @@ def train_a_few_steps(dataset: Path, out: Path) -> np.ndarray:
         "trainer.enable_progress_bar=false",
         f"paths.output_dir={out}",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "soscope" / "conf"), version_base="1.3"):
         run(compose("config", overrides=overrides))
     return np.load(out / "infer_subspot.npy")
 
