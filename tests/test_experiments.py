@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
+from soscope.config import CONF_MODULE
 from soscope.data.tiles import tile_cells
 from soscope.pipeline import load_section, run
 from soscope.training.soscope import SoScopeModule
@@ -36,7 +37,7 @@ GROUPS = {
 
 
 def config(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "soscope" / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose("config", overrides=[f"paths.output_dir={tmp_path}", *overrides])
 
 
@@ -69,7 +70,7 @@ def test_every_group_option_composes_and_instantiates(tmp_path, group, option):
 def test_reference_dir_data_and_optuna_search_compose(tmp_path):
     cfg = config(tmp_path, "data=reference_dir", "data.path=/somewhere")
     assert cfg.data.likelihood == "nb"
-    with initialize_config_dir(config_dir=str(ROOT / "soscope" / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = compose("config", overrides=["hparams_search=optuna"], return_hydra_config=True)
     assert cfg.validation.fraction > 0
     assert "model.soscope.lr" in cfg.hydra.sweeper.params
@@ -77,7 +78,7 @@ def test_reference_dir_data_and_optuna_search_compose(tmp_path):
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_slurm", "submitit_local"])
 def test_hydra_launchers_compose(launcher):
-    with initialize_config_dir(config_dir=str(ROOT / "soscope" / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.startswith("hydra")
 

@@ -21,7 +21,7 @@ from soscope.preprocess.build import BuiltDataset, build_dataset
 from soscope.preprocess.output import DATASET_H5AD, check_output, write_dataset
 from soscope.preprocess.timing import StepTimer
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf_preprocess"
+CONF_MODULE = "soscope.conf_preprocess"
 
 
 def preprocess(cfg: DictConfig) -> tuple[BuiltDataset, dict[str, float]]:
@@ -87,7 +87,7 @@ def format_summary(summary: dict[str, Any], seconds: dict[str, float], out: Path
     )
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="preprocess")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_MODULE}", config_name="preprocess")
 def main(cfg: DictConfig) -> None:
     """The command: run `preprocess`, print the summary; bad input → one line, exit status 1."""
     try:

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
+from soscope.config import CONF_MODULE
 from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.graph import VISIUM_OFFSETS, lattice_edges
 from soscope.data.reference_io import read_reference_dir
@@ -35,7 +36,7 @@ def train_a_few_steps(dataset: Path, out: Path) -> np.ndarray:
         "trainer.enable_progress_bar=false",
         f"paths.output_dir={out}",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "soscope" / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         run(compose("config", overrides=overrides))
     return np.load(out / "infer_subspot.npy")
 
