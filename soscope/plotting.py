@@ -135,15 +135,15 @@ def plot_maps(
     plt.close(fig)
 
 
-def plot_loss_curves(histories: Mapping[str, str | Path], path: str | Path) -> None:
-    """One panel per stage: every `*loss` column of its CSV logger's metrics.csv against the step.
+def plot_loss_curves(histories: Mapping[str, pd.DataFrame], path: str | Path) -> None:
+    """One panel per stage: every `*loss` column of its logged metrics against the step.
 
-    `histories` maps a stage name to its metrics.csv; the y axis is symmetric-log, as the loss
-    terms span orders of magnitude and a Gaussian likelihood can make them negative.
+    `histories` maps a stage name to its CSV logger's table (a `step` column and one column per
+    logged value); the y axis is symmetric-log, as the loss terms span orders of magnitude and a
+    Gaussian likelihood can make them negative.
     """
     fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 3.8), squeeze=False)
-    for ax, (stage, csv) in zip(axes[0], histories.items(), strict=True):
-        table = pd.read_csv(csv)
+    for ax, (stage, table) in zip(axes[0], histories.items(), strict=True):
         for column in (c for c in table.columns if c.endswith("loss")):
             rows = table[["step", column]].dropna()
             ax.plot(rows["step"], rows[column], label=column.rpartition("/")[2], lw=1.2)
