@@ -193,3 +193,15 @@ def test_consistent_training_holds_every_spot_exactly(tiny_tissue, likelihood):
     free = model.enhance(graph, non_negative=False)
     rescaled = model.enhance(graph, non_negative=False, consistency="rescale")
     torch.testing.assert_close(rescaled, free, rtol=1e-4, atol=1e-4)
+
+
+def test_gaussian_output_is_clipped_after_the_rescale():
+    from soscope.datasets import make_synthetic_tissue
+
+    section = make_synthetic_tissue(n_rows=3, n_cols=3, likelihood="gaussian").to_section()
+    graph = section.graph.clone()
+    graph.x = graph.x - 100.0  # spots far below the model's means: the rescale shifts them down
+    model = SoScopeModule(**module_args(section, likelihood="gaussian"))
+    shifted = model.enhance(graph, non_negative=False, consistency="rescale")
+    assert (shifted < 0).all()
+    assert (model.enhance(graph, non_negative=True, consistency="rescale") == 0).all()
