@@ -220,7 +220,8 @@ def subspot_library(section: Section) -> dict[str, dict] | None:
     if sub_pos is None:
         return None
     diameter = section.meta.get("sub_diameter") or median_spacing(sub_pos.numpy())
-    return spatial_library(diameter, section.meta.get("spatial"), section.image, section.name)
+    carried = section.meta.get("spatial")
+    return spatial_library(diameter, carried, section.image, section.name, section.image_scale)
 
 
 def write_outputs(

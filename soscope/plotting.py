@@ -118,7 +118,9 @@ def plot_maps(
         len(features), ncols, figsize=(4.2 * ncols, 3.8 * len(features)), squeeze=False
     )
     if first:
-        axes[0, 0].imshow(section.image)
+        height, width = section.image.shape[:2]
+        extent = np.array([0, width, height, 0]) / section.image_scale  # full-resolution frame
+        axes[0, 0].imshow(section.image, extent=tuple(extent))
         axes[0, 0].set_title("H&E image", fontsize=9)
         _frame(axes[0, 0], pos, where["spot"][1])
         for ax in axes[1:, 0]:

@@ -105,9 +105,17 @@ def data_lines(cfg: DictConfig, section: Section) -> list[str]:
         f"- section `{section.name}` from `{source}`",
         f"- {graph.num_spots} spots, {graph.num_subspots} subspots ({per_spot} per spot), "
         f"{graph.x.size(1)} features, {graph.sub_feat.size(1)} image-feature columns",
-        f"- H&E image: {'yes' if section.image is not None else 'no'}; "
+        f"- H&E image: {image_line(section)}; "
         f"ground truth: {'yes' if section.truth is not None else 'no'}",
     ]
+
+
+def image_line(section: Section) -> str:
+    """Whether the section has an image, and which: its size and scale factor."""
+    if section.image is None:
+        return "no"
+    height, width = section.image.shape[:2]
+    return f"yes, {width}×{height} px at scale {section.image_scale:g}"
 
 
 def config_lines(cfg: DictConfig) -> list[str]:

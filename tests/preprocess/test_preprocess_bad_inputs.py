@@ -1,5 +1,5 @@
 """Bad inputs: each gives one `SoScopeInputError` naming the file and the problem, the command
-exits with status 1 and that one line (no traceback), and no output folder is left behind."""
+exits with status 2 and that one line (no traceback), and no output folder is left behind."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from soscope.errors import SoScopeInputError
+from soscope.errors import INPUT_ERROR_STATUS, SoScopeInputError
 from soscope.preprocess import cli
 from tests.preprocess.fakes import write_csv_pair, write_spaceranger
 
@@ -100,9 +100,9 @@ def test_bad_input_is_one_clear_message_and_no_output(
         cli.preprocess(preprocess_config(*common))
     assert Path(caught.value.source).name == file_name and problem in caught.value.problem
 
-    assert run_command(common) == 1
+    assert run_command(common) == INPUT_ERROR_STATUS
     printed = capsys.readouterr()
-    assert printed.err.strip().splitlines() == [f"soscope-preprocess: error: {caught.value}"]
+    assert printed.err.strip().splitlines() == [f"soscope: error: {caught.value}"]
     assert "Traceback" not in printed.out + printed.err
     assert not out.exists() and not list(tmp_path.glob(".dataset*"))
 
@@ -111,7 +111,7 @@ def test_the_command_line_exits_non_zero_without_a_traceback(tmp_path, visium_ti
     overrides, _, problem = missing_weights(tmp_path / "raw", visium_tissue)
     command = [sys.executable, "scripts/preprocess.py", *overrides, f"out={tmp_path / 'dataset'}"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
+    assert done.returncode == INPUT_ERROR_STATUS
     assert problem in done.stderr and "inception.pth" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "dataset").exists()
