@@ -1,4 +1,4 @@
-"""The graph sample of one tissue section (SPEC §2) as a PyTorch Geometric `Data`."""
+"""The graph sample of one tissue section as a PyTorch Geometric `Data`."""
 
 from __future__ import annotations
 
