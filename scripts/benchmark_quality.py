@@ -44,11 +44,12 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 from PIL import Image
 from scipy.spatial import cKDTree
 
+from soscope.config import CONF_MODULE
 from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section
@@ -106,7 +107,7 @@ def quiet() -> None:
 def compose_config(overrides: list[str]) -> DictConfig:
     """The project's Hydra config with `overrides`, quiet: no logger, no extra callbacks."""
     base = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose("config", overrides=[*base, *overrides])
 
 

@@ -33,13 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from torch_geometric.utils import add_remaining_self_loops
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from soscope.config import CONF_MODULE  # noqa: E402
 from soscope.data.features import project_features  # noqa: E402
 from soscope.data.graph import build_knn_graph, build_spot_graph  # noqa: E402
 from soscope.data.sample import Section, SpotGraph, fixed_layout, make_spot_graph  # noqa: E402
@@ -127,7 +128,7 @@ def stage_two_model(graph: SpotGraph, cfg) -> SoScopeModule:
 def project_config(overrides: list[str]):
     """The project's Hydra config (quiet: no logger, no extra callbacks)."""
     base = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose("config", overrides=[*base, *overrides])
 
 

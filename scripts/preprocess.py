@@ -1,6 +1,6 @@
 """Raw spatial data and its H&E image → a soscope dataset folder: `python scripts/preprocess.py --help`.
 
-The same command as `soscope-preprocess`; see conf_preprocess/preprocess.yaml and the README's
+The same command as `soscope-preprocess`; see soscope/conf_preprocess/preprocess.yaml and the README's
 "Preparing your own data".
 """
 

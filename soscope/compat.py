@@ -22,6 +22,7 @@ from soscope.data.datamodule import SpotDataModule
 from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section, SpotGraph
 from soscope.errors import SoScopeInputError
+from soscope.extras import LOGGERS, require
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.models.aggregation import spot_counts
 from soscope.training.callbacks import OriginalCheckpoints
@@ -170,6 +171,7 @@ def _fit(
 ) -> None:
     logger: Any = False
     if use_logger:
+        require("two_step_train(logging=...)", *LOGGERS["TensorBoardLogger"][1:])
         logger = L.pytorch.loggers.TensorBoardLogger(save_dir=str(directory), name="", version="")
     trainer = L.Trainer(
         max_epochs=epochs,
@@ -264,6 +266,25 @@ def load_model_file(path: str | Path) -> SoScopeModule:
     return module
 
 
+def model_to_infer(experiment_dir: str | Path, saved_model: Any) -> tuple[SoScopeModule, str]:
+    """The model `infer` uses and how to name it: `saved_model` itself when it is a trained
+    module (what `two_step_train` returns), else the file it names (a path, or a file name
+    inside `experiment_dir`, e.g. `checkpoint_3.pt`), else `experiment_dir/model.pt`."""
+    if isinstance(saved_model, SoScopeModule):
+        return saved_model, "the saved_model given"
+    if saved_model is not None and not isinstance(saved_model, str | Path):
+        raise SoScopeInputError(
+            "saved_model",
+            f"expected what two_step_train returns, a model file or None, got "
+            f"{type(saved_model).__name__}",
+        )
+    path = Path(experiment_dir) / "model.pt"
+    if saved_model is not None:
+        candidate = Path(saved_model)
+        path = candidate if candidate.is_file() else Path(experiment_dir) / saved_model
+    return load_model_file(path), str(path)
+
+
 def infer(
     experiment_dir: str,
     non_negative: bool = True,
@@ -271,13 +292,14 @@ def infer(
     data_dir: str | None = None,
     result_dir: str | None = None,
     device: str = "cuda",
-    saved_model: str | None = None,
+    saved_model: SoScopeModule | str | Path | None = None,
 ) -> np.ndarray:
     """Enhance the dataset in `data_dir` with the model in `experiment_dir`.
 
     Writes `{result_dir}/infer_subspot.npy` (N·K × G, rows in the dataset's subspot order) and
-    returns it. `saved_model` picks another file than `experiment_dir/model.pt` (a path, or a
-    file name inside `experiment_dir`, e.g. `checkpoint_3.pt`).
+    returns it. `saved_model` is, as in the original, the model `two_step_train` returned, or
+    picks another file than `experiment_dir/model.pt` (a path, or a file name inside
+    `experiment_dir`, e.g. `checkpoint_3.pt`).
     """
     if data_dir is None or result_dir is None:
         raise ValueError("infer needs data_dir and result_dir")
@@ -285,11 +307,7 @@ def infer(
         raise ValueError(
             f"num_neighbors must be 6 (Visium) or 4 (square grids), got {num_neighbors}"
         )
-    model_path = Path(experiment_dir) / "model.pt"
-    if saved_model is not None:
-        candidate = Path(saved_model)
-        model_path = candidate if candidate.is_file() else Path(experiment_dir) / saved_model
-    module = load_model_file(model_path)
+    module, model_name = model_to_infer(experiment_dir, saved_model)
     hp = module.hparams
     graph = read_reference_section(data_dir, hp.likelihood, hp.protein_dim).graph
     for what, trained, found in [
@@ -298,7 +316,7 @@ def infer(
     ]:
         if trained != found:
             raise SoScopeInputError(
-                data_dir, f"has {found} {what}, the model in {model_path} was trained on {trained}"
+                data_dir, f"has {found} {what}, but {model_name} was trained on {trained}"
             )
     device_name = "cuda" if _accelerator(device) == "gpu" else "cpu"
     module = module.to(device_name)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+INPUT_ERROR_STATUS = 2
 
 
 class SoScopeInputError(ValueError):
@@ -12,3 +15,9 @@ class SoScopeInputError(ValueError):
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
+
+
+def exit_with(err: SoScopeInputError) -> None:
+    """How both commands end on bad input: one line on stderr and exit status 2."""
+    print(f"soscope: error: {err}", file=sys.stderr)
+    sys.exit(INPUT_ERROR_STATUS)

@@ -5,26 +5,27 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from soscope.data.anndata_io import enhanced_anndata, spatial_library, write_h5ad_atomic
 from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
 from soscope.data.sample import Section
-from soscope.errors import SoScopeInputError
 from soscope.evaluate.baselines import BASELINES, NEEDS_POSITIONS, run_baseline
 from soscope.evaluate.metrics import median_spacing, summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.plotting import plot_enhanced, plot_reconstruction
 from soscope.report import write_run_figures, write_summary
+from soscope.resume import attempt_version, check_checkpoint_fits, resume_point
 from soscope.training.base import LatentGraphModule
 from soscope.training.callbacks import StepSeed
 from soscope.training.loggers import finish, flatten, log_figure, log_summary
@@ -59,29 +60,6 @@ def neighbourhood_mode(key: str, mode: str, section: Section) -> str:
     return "none"
 
 
-def checkpoint_stage(path: str | Path) -> str:
-    """Which stage ("vgae" or "soscope") a Lightning checkpoint of this package belongs to."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # pickle, zip and EOF errors all mean "not a checkpoint"
-        raise SoScopeInputError(
-            path, f"not a readable checkpoint ({err.__class__.__name__})"
-        ) from err
-    if not isinstance(checkpoint, dict) or "soscope_stage" not in checkpoint:
-        raise SoScopeInputError(path, "not a checkpoint written by a soscope run")
-    return checkpoint["soscope_stage"]
-
-
-def resume_point(cfg: DictConfig, out_dir: Path, stage: str) -> Path | None:
-    """The checkpoint `stage` continues from: `ckpt_path` if it is that stage's, or, with
-    `resume=true`, the run folder's last checkpoint of that stage."""
-    if cfg.get("ckpt_path"):
-        path = Path(cfg.ckpt_path)
-        return path if checkpoint_stage(path) == stage else None
-    last = out_dir / "checkpoints" / stage / "last.ckpt"
-    return last if cfg.get("resume") and last.is_file() else None
-
-
 def stage_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[L.Callback]:
     """The `callbacks` group, checkpoints in `ckpt_dir`, and per-step seeding."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
@@ -91,6 +69,18 @@ def stage_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[L.Callback]:
     return [*callbacks, StepSeed(cfg.seed)]
 
 
+def stage_logger(cfg: DictConfig, name: str) -> Logger | None:
+    """The run's experiment logger for `name` (a stage, or the evaluation); a logger that writes
+    into a folder per name (CSV, TensorBoard) logs a repeated attempt into a subfolder of its
+    own (`attempt_version`), so a resumed run keeps the earlier attempt's logs."""
+    if not cfg.get("logger"):
+        return None
+    make = instantiate(cfg.logger)
+    if "version" not in cfg.logger:
+        return make(name=name)
+    return make(name=name, version=attempt_version(Path(cfg.logger.save_dir) / name))
+
+
 def fit_stage(
     module: LatentGraphModule,
     datamodule: SpotDataModule,
@@ -98,10 +88,15 @@ def fit_stage(
     out_dir: Path,
     ckpt_path: Path | None = None,
 ) -> L.Trainer:
-    """Train one stage (resuming from `ckpt_path` if given), then save, score and picture it."""
+    """Train one stage (resuming from `ckpt_path` if given), then save, score and picture it.
+
+    A Ctrl-C while training raises `KeyboardInterrupt` here (Lightning would exit the process),
+    with Ctrl-C working again afterwards."""
     stage = module.stage_name
     ckpt_dir = out_dir / "checkpoints"
-    logger = instantiate(cfg.logger)(name=stage) if cfg.get("logger") else None
+    if ckpt_path is not None:
+        check_checkpoint_fits(module, ckpt_path)
+    logger = stage_logger(cfg, stage)
     callbacks = stage_callbacks(cfg, ckpt_dir / stage)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -112,7 +107,13 @@ def fit_stage(
         # Without a checkpoint callback (callbacks=none), Lightning's own would save every epoch.
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores it after
+        raise KeyboardInterrupt from None
     if datamodule.val_fraction > 0:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     final = ckpt_dir / f"{stage}.ckpt"
@@ -176,10 +177,10 @@ def train_both_stages(
     soscope_from = resume_point(cfg, out_dir, "soscope")
     if soscope_from is None:  # stage 2 starts fresh, so it needs a trained stage 1
         vgae_done = out_dir / "checkpoints" / "vgae.ckpt"
+        vgae: VGAEModule = instantiate(cfg.model.vgae, _convert_="all", **dims)
         if cfg.get("resume") and vgae_done.is_file():
-            vgae = VGAEModule.load_from_checkpoint(vgae_done, map_location="cpu")
+            vgae.load_state_dict(check_checkpoint_fits(vgae, vgae_done)["state_dict"])
         else:
-            vgae = instantiate(cfg.model.vgae, _convert_="all", **dims)
             fit_stage(vgae, datamodule, cfg, out_dir, resume_point(cfg, out_dir, "vgae"))
         model.load_encoder(vgae.encoder)
     trainer = fit_stage(model, datamodule, cfg, out_dir, soscope_from)
@@ -219,7 +220,8 @@ def subspot_library(section: Section) -> dict[str, dict] | None:
     if sub_pos is None:
         return None
     diameter = section.meta.get("sub_diameter") or median_spacing(sub_pos.numpy())
-    return spatial_library(diameter, section.meta.get("spatial"), section.image, section.name)
+    carried = section.meta.get("spatial")
+    return spatial_library(diameter, carried, section.image, section.name, section.image_scale)
 
 
 def write_outputs(
@@ -333,7 +335,7 @@ def report(cfg: DictConfig, section: Section, metrics: dict[str, Any], out_dir: 
     objective and the figures into the experiment logger, in their own run."""
     figures = write_run_figures(cfg, metrics, out_dir)
     if cfg.get("logger"):
-        logger = instantiate(cfg.logger)(name="evaluation")
+        logger = stage_logger(cfg, "evaluation")
         values = flatten({k: v for k, v in metrics.items() if isinstance(v, dict)}, "eval")
         values["objective"] = metrics["objective"]
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -118,7 +118,9 @@ def plot_maps(
         len(features), ncols, figsize=(4.2 * ncols, 3.8 * len(features)), squeeze=False
     )
     if first:
-        axes[0, 0].imshow(section.image)
+        height, width = section.image.shape[:2]
+        extent = np.array([0, width, height, 0]) / section.image_scale  # full-resolution frame
+        axes[0, 0].imshow(section.image, extent=tuple(extent))
         axes[0, 0].set_title("H&E image", fontsize=9)
         _frame(axes[0, 0], pos, where["spot"][1])
         for ax in axes[1:, 0]:
@@ -135,15 +137,15 @@ def plot_maps(
     plt.close(fig)
 
 
-def plot_loss_curves(histories: Mapping[str, str | Path], path: str | Path) -> None:
-    """One panel per stage: every `*loss` column of its CSV logger's metrics.csv against the step.
+def plot_loss_curves(histories: Mapping[str, pd.DataFrame], path: str | Path) -> None:
+    """One panel per stage: every `*loss` column of its logged metrics against the step.
 
-    `histories` maps a stage name to its metrics.csv; the y axis is symmetric-log, as the loss
-    terms span orders of magnitude and a Gaussian likelihood can make them negative.
+    `histories` maps a stage name to its CSV logger's table (a `step` column and one column per
+    logged value); the y axis is symmetric-log, as the loss terms span orders of magnitude and a
+    Gaussian likelihood can make them negative.
     """
     fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 3.8), squeeze=False)
-    for ax, (stage, csv) in zip(axes[0], histories.items(), strict=True):
-        table = pd.read_csv(csv)
+    for ax, (stage, table) in zip(axes[0], histories.items(), strict=True):
         for column in (c for c in table.columns if c.endswith("loss")):
             rows = table[["step", column]].dropna()
             ax.plot(rows["step"], rows[column], label=column.rpartition("/")[2], lw=1.2)

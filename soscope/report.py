@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from soscope.data.sample import Section
@@ -38,7 +39,7 @@ FILE_NOTES = {
     "evaluation.png": "soscope and the baselines, bar chart of the main scores",
     "summary.md": "this file",
     "checkpoints": "Lightning checkpoints of both stages (resume with resume=true)",
-    "csv": "the CSV logger's metrics.csv per stage",
+    "csv": "the CSV logger's metrics.csv per stage (a resumed stage adds attempt_<n>/)",
     "tensorboard": "TensorBoard event files per stage",
     "wandb": "W&B run files (wandb sync to upload offline runs)",
     ".hydra": "the composed config, Hydra's settings and the command-line overrides",
@@ -46,13 +47,31 @@ FILE_NOTES = {
 }
 
 
-def loss_histories(cfg: DictConfig) -> dict[str, Path]:
-    """Each stage's metrics.csv, when the run logged with the CSV logger."""
+def loss_histories(cfg: DictConfig) -> dict[str, pd.DataFrame]:
+    """Each stage's logged metrics, when the run logged with the CSV logger (all attempts of a
+    resumed stage stitched, see `stitch_attempts`)."""
     logger = cfg.get("logger")
     if not logger or not str(logger.get("_target_", "")).endswith("CSVLogger"):
         return {}
-    files = {stage: Path(logger.save_dir) / stage / "metrics.csv" for stage in STAGES}
-    return {stage: path for stage, path in files.items() if path.is_file()}
+    histories = {}
+    for stage in STAGES:
+        folder = Path(logger.save_dir) / stage
+        resumed = sorted(folder.glob("attempt_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+        files = [path for path in [folder / "metrics.csv", *resumed] if path.is_file()]
+        if files:
+            histories[stage] = stitch_attempts([pd.read_csv(path) for path in files])
+    return histories
+
+
+def stitch_attempts(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """One history from a stage's attempts, oldest first: each resumed attempt replaces the
+    rows of the earlier ones from the step it resumed at (those steps were trained again)."""
+    history = tables[0]
+    for table in tables[1:]:
+        if len(table):
+            history = history[history["step"] < table["step"].min()]
+        history = pd.concat([history, table], ignore_index=True)
+    return history
 
 
 def write_run_figures(cfg: DictConfig, metrics: dict[str, Any], out_dir: Path) -> dict[str, Path]:
@@ -86,9 +105,17 @@ def data_lines(cfg: DictConfig, section: Section) -> list[str]:
         f"- section `{section.name}` from `{source}`",
         f"- {graph.num_spots} spots, {graph.num_subspots} subspots ({per_spot} per spot), "
         f"{graph.x.size(1)} features, {graph.sub_feat.size(1)} image-feature columns",
-        f"- H&E image: {'yes' if section.image is not None else 'no'}; "
+        f"- H&E image: {image_line(section)}; "
         f"ground truth: {'yes' if section.truth is not None else 'no'}",
     ]
+
+
+def image_line(section: Section) -> str:
+    """Whether the section has an image, and which: its size and scale factor."""
+    if section.image is None:
+        return "no"
+    height, width = section.image.shape[:2]
+    return f"yes, {width}×{height} px at scale {section.image_scale:g}"
 
 
 def config_lines(cfg: DictConfig) -> list[str]:

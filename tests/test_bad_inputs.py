@@ -336,3 +336,82 @@ def test_infer_refuses_bad_data_and_writes_no_result(tmp_path, tissue):
     with pytest.raises(SoScopeInputError, match="adj.npy: 1 edges point outside"):
         infer(tmp_path / "s", data_dir=root, result_dir=tmp_path / "result", device="cpu")
     assert not (tmp_path / "result" / "infer_subspot.npy").exists()
+
+
+def test_a_scanpy_h5ad_given_to_training_points_to_preprocessing(tmp_path, tissue, capsys):
+    path = tmp_path / "scanpy.h5ad"
+    adata = ad.AnnData(np.ones((N_SPOTS, N_FEATURES), np.float32))
+    adata.obsm["spatial"] = tissue.spot_pos
+    adata.write_h5ad(path)
+    cfg = command_config(tmp_path / "run", "data=anndata", f"data.path={path}")
+    assert_command_refuses(
+        cfg, capsys, str(path), "is not a soscope dataset", "soscope-preprocess input=anndata"
+    )
+
+
+def test_a_checkpoint_of_other_sizes_is_refused(tmp_path, tissue, capsys):
+    import torch
+
+    from soscope.training.vgae import VGAEModule
+
+    dims = {"n_features": N_FEATURES, "feat_dim": tissue.graph.sub_feat.size(1)}
+    other = VGAEModule(likelihood="nb", z_dim=4, hidden=8, **dims)
+    path = tmp_path / "other.ckpt"
+    torch.save({"soscope_stage": "vgae", "state_dict": other.state_dict()}, path)
+    cfg = command_config(
+        tmp_path / "run", "data.n_rows=3", "data.n_cols=3", "model.z_dim=8", f"ckpt_path={path}"
+    )
+    with pytest.raises(SystemExit):
+        train_main(cfg)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"soscope: error: {path}: does not fit this run's data and model")
+    assert "resume=true" in line
+
+
+def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    """`soscope-train <argv>` in this process: (exit status, the one stderr line)."""
+    quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+    monkeypatch.setattr(sys, "argv", ["soscope-train", *argv, *quiet])
+    with pytest.raises(SystemExit) as stopped:
+        train_main()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return stopped.value.code, lines[0]
+
+
+def test_an_added_key_nothing_reads_is_refused(tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    status, line = run_main(monkeypatch, capsys, "+epoch.vgae=5", f"hydra.run.dir={run_dir}")
+    assert status == INPUT_ERROR_STATUS
+    assert line == (
+        "soscope: error: config: +epoch.vgae=5 adds the key 'epoch.vgae', which soscope does "
+        "not read; did you mean epochs.vgae?"
+    )
+    assert {p.name for p in run_dir.iterdir()} <= HYDRA_FILES
+
+
+@pytest.mark.parametrize(
+    "choice, extra",
+    [("hparams_search=optuna", "sweep"), ("hydra/launcher=submitit_slurm", "slurm")],
+)
+def test_a_missing_extra_is_named(monkeypatch, capsys, choice, extra):
+    monkeypatch.setattr("soscope.extras.installed", lambda modules: False)
+    status, line = run_main(monkeypatch, capsys, "-m", choice)
+    assert status == INPUT_ERROR_STATUS
+    assert line.startswith(f"soscope: error: config: {choice} needs the optional package")
+    assert line.endswith(f"pip install 'soscope[{extra}]'")
+
+
+def test_a_missing_logger_package_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("soscope.extras.installed", lambda modules: False)
+    cfg = load_config("logger=wandb", output_dir=tmp_path / "run")
+    assert_command_refuses(cfg, capsys, "logger=wandb needs", "pip install 'soscope[wandb]'")
+
+
+@pytest.mark.parametrize("with_folder", [False, True], ids=["no run folder", "not a run folder"])
+def test_resume_needs_a_run_folder(tmp_path, monkeypatch, capsys, with_folder):
+    folder = [f"hydra.run.dir={tmp_path}"] if with_folder else []
+    status, line = run_main(monkeypatch, capsys, "resume=true", *folder)
+    assert status == INPUT_ERROR_STATUS
+    expected = "has no .hydra/config.yaml to resume from" if with_folder else "needs the run folder"
+    assert expected in line

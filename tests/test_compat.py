@@ -99,6 +99,18 @@ def test_two_step_train_and_infer_with_the_original_nb_configs(original_layout):
     assert (written >= 0).all()
     np.testing.assert_allclose(written, model.enhance(graph).numpy(), rtol=1e-5, atol=1e-6)
 
+    # The original's README passes what two_step_train returned as saved_model.
+    given = infer(
+        str(tmp_path / "exp_soscope"),
+        True,
+        6,
+        str(tmp_path / "data"),
+        str(tmp_path / "result_given"),
+        "cpu",
+        model,
+    )
+    np.testing.assert_array_equal(given, written)
+
     earlier = infer(
         str(tmp_path / "exp_soscope"),
         False,
@@ -133,3 +145,8 @@ def test_configs_that_do_not_fit_the_data_are_refused(original_layout):
 def test_infer_without_a_trained_model_says_so(tmp_path):
     with pytest.raises(SoScopeInputError, match="model file not found"):
         infer(str(tmp_path), True, 6, str(tmp_path), str(tmp_path / "out"), "cpu")
+
+
+def test_infer_names_a_saved_model_it_cannot_use(tmp_path):
+    with pytest.raises(SoScopeInputError, match="saved_model: expected what two_step_train"):
+        infer(str(tmp_path), True, 6, str(tmp_path), str(tmp_path / "out"), "cpu", 3)

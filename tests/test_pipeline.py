@@ -8,8 +8,9 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
+from soscope.config import CONF_MODULE
 from soscope.evaluate.baselines import BASELINES
 from soscope.pipeline import neighbourhood_mode, run
 
@@ -18,7 +19,7 @@ TINY = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
 
 
 def config(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose(
             "config",
             overrides=[
@@ -104,7 +105,7 @@ def test_a_dataset_h5ad_trains_through_data_anndata(tmp_path):
         "epochs.vgae=2",
         "epochs.soscope=2",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = compose("config", overrides=[*overrides, f"paths.output_dir={tmp_path / 'run'}"])
     metrics = run(cfg)
     assert np.isfinite(metrics["soscope"]["median_pearson"])  # the truth travels in the file

@@ -29,8 +29,7 @@ def test_loss_curves_of_both_stages(tmp_path):
                 f"{stage}/beta": np.ones(5),
             }
         )
-        histories[stage] = tmp_path / f"{stage}.csv"
-        table.to_csv(histories[stage], index=False)
+        histories[stage] = table
     plot_loss_curves(histories, tmp_path / "loss.png")
     height, width, _ = imread(tmp_path / "loss.png").shape
     assert width > 1.5 * height  # two panels side by side

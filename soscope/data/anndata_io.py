@@ -62,23 +62,40 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+IMAGE_KEYS = ("hires", "lowres")  # squidpy's names of a library's images, best first
+
+
 def spatial_library(
     sub_diameter: float,
     carried: dict | None = None,
     image: np.ndarray | None = None,
     library_id: str = "section",
+    image_scale: float = 1.0,
 ) -> dict[str, dict]:
     """`uns['spatial']` for the subspots: the input's libraries (images, scale factors) carried
-    over, or one library `library_id` holding `image` in the full-resolution frame (scale 1);
-    every library's `spot_diameter_fullres` becomes the subspot diameter."""
+    over, or one library `library_id` holding `image` as `hires` at `image_scale` (its pixels
+    per full-resolution pixel); every library's `spot_diameter_fullres` becomes the subspot
+    diameter."""
     if carried:
         libraries = copy.deepcopy(dict(carried))
     else:
         images = {} if image is None else {"hires": np.asarray(image)}
-        libraries = {library_id: {"images": images, "scalefactors": {"tissue_hires_scalef": 1.0}}}
+        scale = {"tissue_hires_scalef": float(image_scale)}
+        libraries = {library_id: {"images": images, "scalefactors": scale}}
     for library in libraries.values():
         library.setdefault("scalefactors", {})["spot_diameter_fullres"] = float(sub_diameter)
     return libraries
+
+
+def library_image(spatial: dict | None) -> tuple[np.ndarray | None, float]:
+    """The best image of a `uns['spatial']` entry (hires, else lowres, of its first library
+    that has one) and its scale factor; (None, 1.0) without one."""
+    for library in (spatial or {}).values():
+        images, factors = library.get("images", {}), library.get("scalefactors", {})
+        for key in IMAGE_KEYS:
+            if key in images and f"tissue_{key}_scalef" in factors:
+                return np.asarray(images[key]), float(factors[f"tissue_{key}_scalef"])
+    return None, 1.0
 
 
 def _check_length(what: str, found: int, expected: int) -> None:

@@ -8,7 +8,8 @@ features, `obs_names` the spots, `obsm['spatial']` spot positions (full-resoluti
 `layers` (e.g. `counts`, the raw spot counts from preprocessing), `uns['soscope_meta']`, the
 section's `meta` (how it was made: layout, image scale, sources), and `uns['spatial']`
 (scanpy/squidpy: images and scale factors per library), which travels along into
-`Section.meta['spatial']` so the enhanced output can carry it over.
+`Section.meta['spatial']` so the enhanced output can carry it over; its best image (hires,
+else lowres) becomes the section's image for the run's figures.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from soscope.data.anndata_io import library_image
 from soscope.data.reference_io import count_columns, edge_rows, edges_with_self_loops
 from soscope.data.sample import Section, make_spot_graph
 from soscope.data.validate import (
@@ -57,7 +59,7 @@ def write_dataset_h5ad(
     meta = {k: v for k, v in section.meta.items() if v is not None and k != "spatial"}
     if meta:
         uns[META] = meta
-    if "spatial" in section.meta:
+    if section.meta.get("spatial"):
         uns["spatial"] = section.meta["spatial"]
     adata = ad.AnnData(X=graph.x.numpy(), uns=uns, layers=layers)
     adata.var_names = section.feature_names
@@ -83,6 +85,13 @@ def read_h5ad_checked(path: str | Path) -> ad.AnnData:
 
 
 def _required(adata: ad.AnnData, path: Path, where: str, key: str):
+    if SUBSPOTS not in adata.uns:
+        raise SoScopeInputError(
+            path,
+            f"is not a soscope dataset (no uns['{SUBSPOTS}']): make one from this AnnData with "
+            f"`soscope-preprocess input=anndata input.path={path} out=<folder>`, then train "
+            "with data.path=<folder>/dataset.h5ad",
+        )
     store = adata.uns.get(SUBSPOTS, {}) if where == "uns" else getattr(adata, where)
     if not hasattr(store, "keys") or key not in store:
         raise SoScopeInputError(path, f"is not a soscope dataset: {where}['{key}'] is missing")
@@ -174,11 +183,15 @@ def read_dataset_h5ad(
     truth = adata.uns[SUBSPOTS].get("truth")
     if truth is not None:
         truth = _matrix(truth, f"{uns}['truth']", m, x.shape[1])
+    meta = _meta(adata)
+    image, image_scale = library_image(meta.get("spatial"))
     return Section(
         graph=graph,
         feature_names=names,
         spot_names=list(adata.obs_names),
         truth=truth,
+        image=image,
+        image_scale=image_scale,
         name=path.stem,
-        meta=_meta(adata),
+        meta=meta,
     )

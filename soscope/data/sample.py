@@ -1,4 +1,4 @@
-"""The graph sample of one tissue section (SPEC §2) as a PyTorch Geometric `Data`."""
+"""The graph sample of one tissue section as a PyTorch Geometric `Data`."""
 
 from __future__ import annotations
 
@@ -94,7 +94,9 @@ class Section:
     """A loaded tissue section: its graph sample plus what outputs and figures need.
 
     `truth` (M×G) is the subspot-resolution ground truth when known (synthetic or aggregated
-    data); `image` the H&E image (H×W×3) in the pixel frame of `graph.pos`/`graph.sub_pos`.
+    data); `image` the H&E image (H×W×3) and `image_scale` its pixels per pixel of the frame of
+    `graph.pos`/`graph.sub_pos` (full resolution: 1; Space Ranger's hires image: its
+    `tissue_hires_scalef`).
     """
 
     graph: SpotGraph
@@ -102,5 +104,6 @@ class Section:
     spot_names: list[str] | None = None
     truth: np.ndarray | None = None
     image: np.ndarray | None = None
+    image_scale: float = 1.0
     name: str = "section"
     meta: dict = field(default_factory=dict)

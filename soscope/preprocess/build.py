@@ -129,7 +129,7 @@ def build_dataset(
         feature_names=[raw.feature_names[i] for i in chosen],
         spot_names=[raw.barcodes[i] for i in spots],
         name=name,
-        meta={k: v for k, v in meta.items() if v is not None},
+        meta={**{k: v for k, v in meta.items() if v is not None}, "spatial": raw.spatial},
     )
     summary = {
         "spots": len(spots),
@@ -249,9 +249,10 @@ def subspot_features(
     image = raw.image
     if extractor.needs_image and image is None:
         raise SoScopeInputError(
-            raw.positions_source,
-            f"image features '{extractor.name}' need an image and none was given: set "
-            "input.image=<full-resolution H&E>, or features=none / features=precomputed",
+            raw.image_search,
+            f"no H&E image found, and image features '{extractor.name}' need one: give "
+            "input.image=<the H&E image> (input.image_scale=<its pixels per full-resolution "
+            "pixel>), or features=none / features=precomputed",
         )
     scale = 1.0 if image is None else image.scale
     patch = max(MIN_PATCH, round(layout.sub_diameter * scale))

@@ -1,13 +1,12 @@
 """`soscope-preprocess` (= `python scripts/preprocess.py`): raw inputs → a dataset folder.
 
-Hydra-configured from `conf_preprocess/` beside the package; `--help` lists the groups
-(`input`, `layout`, `features`). Bad input ends the command with one line naming the file and
-the problem, exit status 1, and no output folder.
+Hydra-configured from the package's `conf_preprocess/`; `--help` lists the groups
+(`input`, `layout`, `features`). Bad input ends the command with one line naming the file, the
+problem and the fix (`soscope: error: …`), exit status 2, and no output folder.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,18 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from soscope.errors import SoScopeInputError
+from soscope.config import check_mandatory
+from soscope.errors import SoScopeInputError, exit_with
 from soscope.preprocess.build import BuiltDataset, build_dataset
 from soscope.preprocess.output import DATASET_H5AD, check_output, write_dataset
 from soscope.preprocess.timing import StepTimer
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf_preprocess"
+CONF_MODULE = "soscope.conf_preprocess"
 
 
 def preprocess(cfg: DictConfig) -> tuple[BuiltDataset, dict[str, float]]:
     """Read, build and write the dataset `cfg` describes; returns it and the seconds per step."""
+    check_mandatory(cfg)
     timer = StepTimer()
     out = check_output(cfg.out, cfg.overwrite)
     with timer("image model"):
@@ -60,8 +61,11 @@ def build(config: DictConfig) -> Any:
         raise
 
 
-def format_summary(summary: dict[str, Any], seconds: dict[str, float], out: Path) -> str:
-    """What was read, what was built and how long each step took, for the console."""
+def format_summary(
+    summary: dict[str, Any], seconds: dict[str, float], out: Path, likelihood: str = "nb"
+) -> str:
+    """What was read, what was built and how long each step took, for the console; the train
+    command to run next uses `likelihood`."""
     s = summary
     per_spot = s["subspots_per_spot"] or "a variable number"
     image = f"{s['image']} at scale {s['image_scale']:g}" if s.get("image") else "none"
@@ -82,17 +86,18 @@ def format_summary(summary: dict[str, Any], seconds: dict[str, float], out: Path
             f"  spot graph A    {s['spot_edges']:,} edges ({s['spot_graph']})",
             f"  subspot graph W {s['subspot_edges']:,} edges ({s['subspot_graph']})",
             f"  time       {steps} · total {sum(seconds.values()):.2f} s",
-            f"train it:    python train.py data=anndata data.path={out / DATASET_H5AD} likelihood=nb",
+            f"train it:    soscope-train data=anndata data.path={out / DATASET_H5AD} "
+            f"likelihood={likelihood}",
         ]
     )
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="preprocess")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_MODULE}", config_name="preprocess")
 def main(cfg: DictConfig) -> None:
-    """The command: run `preprocess`, print the summary; bad input → one line, exit status 1."""
+    """The command: run `preprocess`, print the summary; bad input → one line, exit status 2."""
     try:
         built, seconds = preprocess(cfg)
     except SoScopeInputError as err:
-        print(f"soscope-preprocess: error: {err}", file=sys.stderr)
-        sys.exit(1)
-    print(format_summary(built.summary, seconds, Path(cfg.out)))
+        exit_with(err)
+    likelihood = "gaussian" if cfg.input.get("values") == "continuous" else "nb"
+    print(format_summary(built.summary, seconds, Path(cfg.out), likelihood))

@@ -2,7 +2,8 @@
 
 Positions in soscope are full-resolution pixels. An image may be a downscaled copy (Space
 Ranger's hires PNG, the image inside an AnnData): its `scale` says how many of its pixels one
-full-resolution pixel spans, so position p lies at p · scale in the image.
+full-resolution pixel spans, so position p lies at p · scale in the image. The images a
+section carries into its outputs are kept in squidpy's layout (`squidpy_library`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from soscope.errors import SoScopeInputError
+
+HIRES_SIDE = 2000  # pixels on the longer side of Space Ranger's hires image
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,46 @@ class SectionImage:
                 f"({first[0]:g}, {first[1]:g}) full-resolution px; positions must be "
                 "full-resolution pixels of that image (give its scale factor if it is downscaled)",
             )
+
+    def check_spread(self, pos: np.ndarray, positions_source: str) -> None:
+        """Spots packed into the image's top-left quarter mean a wrong scale factor (a
+        full-resolution image declared downscaled): a capture area covers most of its image."""
+        height, width = self.pixels.shape[:2]
+        x_max, y_max = (np.asarray(pos, dtype=np.float64) * self.scale).max(axis=0)
+        if x_max < width / 4 and y_max < height / 4:
+            raise SoScopeInputError(
+                positions_source,
+                f"every spot lies in the top-left corner of the image {self.source} "
+                f"({width}×{height} px): at scale {self.scale:g} the spots reach only "
+                f"({x_max:.0f}, {y_max:.0f}) px; is the scale factor right? (an image at full "
+                "resolution has scale 1: input.image_scale=1)",
+            )
+
+
+def thumbnail(image: SectionImage, max_side: int = HIRES_SIDE) -> SectionImage:
+    """A copy of `image` no larger than `max_side` pixels a side (Space Ranger's hires size),
+    at its scale: what a section keeps of a full-resolution image for plotting."""
+    height, width = image.pixels.shape[:2]
+    factor = min(1.0, max_side / max(height, width))
+    if factor == 1.0:
+        return image
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    with _no_size_limit():
+        pixels = Image.fromarray(image.pixels).resize(size, Image.Resampling.LANCZOS)
+    return SectionImage(np.asarray(pixels), image.scale * factor, image.source)
+
+
+def squidpy_library(images: dict[str, SectionImage], scalefactors: dict | None = None) -> dict:
+    """One library of `uns['spatial']`: `images` (key → RGB uint8 pixels) and `scalefactors`
+    (the given ones, e.g. Space Ranger's, with `tissue_<key>_scalef` of each image)."""
+    factors = {
+        key: float(value)
+        for key, value in (scalefactors or {}).items()
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    }
+    for key, image in images.items():
+        factors[f"tissue_{key}_scalef"] = float(image.scale)
+    return {"images": {key: image.pixels for key, image in images.items()}, "scalefactors": factors}
 
 
 def load_image(path: str | Path, scale: float = 1.0) -> SectionImage:

@@ -1,30 +1,43 @@
 """Readers of raw spatial data: a Space Ranger `outs/` folder, an AnnData `.h5ad`, counts + positions CSVs.
 
 Each returns a `RawSection`: raw counts of the in-tissue spots, their positions in
-full-resolution pixels (x, y), the array coordinates of the platform's lattice when known, and
-the image with its scale. Every problem is one `SoScopeInputError` naming the file.
+full-resolution pixels (x, y), the array coordinates of the platform's lattice when known, the
+image with its scale, and the section's images in squidpy's layout (`uns['spatial']`) to carry
+into the dataset and the enhanced output. Matrices are read with scanpy's 10x readers. Every
+problem is one `SoScopeInputError` naming the file, the problem and the fix.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
+import scanpy as sc
 import scipy.sparse as sp
 
 from soscope.data.dataset_h5ad import read_h5ad_checked
 from soscope.errors import SoScopeInputError
-from soscope.preprocess.images import SectionImage, image_from_array, load_image
+from soscope.preprocess.images import (
+    SectionImage,
+    image_from_array,
+    load_image,
+    squidpy_library,
+    thumbnail,
+)
 
-MATRIX_H5 = "filtered_feature_bc_matrix.h5"
+MATRIX_H5, MATRIX_DIR = "filtered_feature_bc_matrix.h5", "filtered_feature_bc_matrix"
 POSITIONS_CSV, POSITIONS_LIST_CSV = "tissue_positions.csv", "tissue_positions_list.csv"
+POSITIONS_PARQUET = "tissue_positions.parquet"  # Visium HD binned outputs
 SCALEFACTORS_JSON = "scalefactors_json.json"
+# Space Ranger's downscaled images, best first, each at its tissue_<key>_scalef.
+SPACERANGER_IMAGES = {"hires": "tissue_hires_image.png", "lowres": "tissue_lowres_image.png"}
+VALUES = ("counts", "continuous")
 SPACERANGER_COLUMNS = [
     "barcode",
     "in_tissue",
@@ -40,9 +53,12 @@ class RawSection:
     """The spots of one section as read, before layout and features.
 
     `counts` (N × G sparse, raw values), `spot_pos` (N × 2, (x, y) full-resolution pixels),
-    `array_coords` (N × 2 integer (row, col), or None), `spot_diameter` (full-resolution
-    pixels, or None), `frame` (in words: where positions and image came from), the files to
-    name in messages, and how many spots with counts lay outside the tissue and were dropped.
+    `array_coords` (N × 2 integer (row, col), or None), `image` (the one image features are
+    taken from), `spatial` (the section's images and scale factors in squidpy's
+    `uns['spatial']` layout, or None), `spot_diameter` (full-resolution pixels, or None),
+    `frame` (in words: where positions and image came from), the files to name in messages
+    (`image_search`: where an image was looked for), and how many spots with counts lay
+    outside the tissue and were dropped.
     """
 
     counts: sp.csr_matrix
@@ -55,6 +71,8 @@ class RawSection:
     frame: str
     counts_source: str
     positions_source: str
+    spatial: dict | None = None
+    image_search: str = ""
     dropped_outside_tissue: int = 0
 
 
@@ -63,29 +81,33 @@ def read_spaceranger(
     image: str | Path | None = None,
     image_scale: float = 1.0,
     feature_type: str | None = "Gene Expression",
+    values: str = "counts",
 ) -> RawSection:
-    """A Space Ranger `outs/` folder: `filtered_feature_bc_matrix.h5` and `spatial/`.
+    """A Space Ranger `outs/` folder (or a Visium HD `binned_outputs/square_<n>um/` folder).
 
+    Counts from `filtered_feature_bc_matrix.h5` or the `filtered_feature_bc_matrix/` (mtx)
+    folder, positions from `spatial/tissue_positions.csv` (`tissue_positions_list.csv`,
+    `tissue_positions.parquet`), scale factors from `spatial/scalefactors_json.json`.
     `image` is the full-resolution image given to Space Ranger (or any copy, with
-    `image_scale` its pixels per full-resolution pixel); without it the folder's
-    `spatial/tissue_hires_image.png` is used at `tissue_hires_scalef`. `feature_type` keeps one
-    kind of feature (None: all).
+    `image_scale` its pixels per full-resolution pixel); without it the folder's hires image
+    is used, else its lowres one, each at its scale factor. `feature_type` keeps one kind of
+    feature (None: all).
     """
     outs = Path(path)
     if not outs.is_dir():
-        raise SoScopeInputError(outs, "Space Ranger output folder not found")
-    counts, barcodes, names = read_10x_h5(outs / MATRIX_H5, feature_type)
-    positions_path, positions = _spaceranger_positions(outs / "spatial")
-    scalefactors_path = outs / "spatial" / SCALEFACTORS_JSON
+        raise SoScopeInputError(outs, "Space Ranger output folder not found: " + OUTS_HINT)
+    counts, barcodes, names, counts_source = read_10x_matrix(outs, feature_type)
+    spatial = outs / "spatial"
+    positions_path, positions = _spaceranger_positions(spatial)
+    scalefactors_path = spatial / SCALEFACTORS_JSON
     scalefactors = _read_json(scalefactors_path)
-    hires = outs / "spatial" / "tissue_hires_image.png"
-    if image is not None:
-        section_image = load_image(image, image_scale)
-    elif hires.is_file():
-        scale = _scalefactor(scalefactors, "tissue_hires_scalef", scalefactors_path)
-        section_image = load_image(hires, scale)
-    else:
-        section_image = None
+    found = spaceranger_images(spatial, scalefactors, scalefactors_path)
+    section_image = load_image(image, image_scale) if image is not None else None
+    if section_image is None and found:
+        section_image = next(iter(found.values()))
+    if not found and section_image is not None:
+        found = {"hires": thumbnail(section_image)}
+    library = squidpy_library(found, scalefactors) if found else None
     return _assemble(
         counts,
         names,
@@ -96,25 +118,90 @@ def read_spaceranger(
         image=section_image,
         spot_diameter=_scalefactor(scalefactors, "spot_diameter_fullres", scalefactors_path),
         frame="Space Ranger full-resolution pixels (pxl_col/pxl_row_in_fullres)",
-        counts_source=str(outs / MATRIX_H5),
+        counts_source=counts_source,
         positions_source=str(positions_path),
+        spatial=None if library is None else {_library_id(outs): library},
+        image_search=f"{spatial} (no {' or '.join(SPACERANGER_IMAGES.values())})",
+        values=values,
     )
+
+
+OUTS_HINT = (
+    "give input.path the Space Ranger outs/ folder (Visium HD: one of its "
+    "binned_outputs/square_<n>um/ folders, with layout=grid)"
+)
+
+
+def read_10x_matrix(
+    outs: Path, feature_type: str | None
+) -> tuple[sp.csr_matrix, list[str], list[str], str]:
+    """(barcodes × features counts, barcodes, feature names, the file read) from a 10x
+    `filtered_feature_bc_matrix.h5` or, without one, the `filtered_feature_bc_matrix/` folder."""
+    h5, folder = outs / MATRIX_H5, outs / MATRIX_DIR
+    if h5.is_file():
+        source, read = h5, lambda: sc.read_10x_h5(h5, gex_only=False)
+    elif folder.is_dir():
+        source = folder
+        read = lambda: sc.read_10x_mtx(folder, gex_only=False, make_unique=False)  # noqa: E731
+    else:
+        raise SoScopeInputError(outs, f"has neither {MATRIX_H5} nor {MATRIX_DIR}/: {OUTS_HINT}")
+    try:
+        with warnings.catch_warnings():  # repeated gene names are made unique below
+            warnings.simplefilter("ignore")
+            adata = read()
+    except Exception as err:  # h5py, gzip, scipy and pandas errors all mean a damaged matrix
+        raise SoScopeInputError(
+            source, f"cannot be read as a 10x feature-barcode matrix ({err}); is it complete?"
+        ) from None
+    names = [str(name) for name in adata.var_names]
+    if feature_type is not None and "feature_types" in adata.var:
+        types = adata.var["feature_types"].astype(str).to_numpy()
+        keep = np.flatnonzero(types == feature_type)
+        if len(keep) == 0:
+            raise SoScopeInputError(
+                source,
+                f"has no features of type {feature_type!r}; found {sorted(set(types))} "
+                "(input.feature_type=<one of them>, or null for all)",
+            )
+        adata, names = adata[:, keep], [names[i] for i in keep]
+    counts = sp.csr_matrix(adata.X)
+    return counts, [str(b) for b in adata.obs_names], names, str(source)
+
+
+def spaceranger_images(
+    spatial: Path, scalefactors: dict, scalefactors_path: Path
+) -> dict[str, SectionImage]:
+    """The folder's hires and lowres images that exist, best first, each at its scale factor."""
+    images = {}
+    for key, name in SPACERANGER_IMAGES.items():
+        if (spatial / name).is_file():
+            scale = _scalefactor(scalefactors, f"tissue_{key}_scalef", scalefactors_path)
+            images[key] = load_image(spatial / name, scale)
+    return images
+
+
+def _library_id(outs: Path) -> str:
+    """The section's name in `uns['spatial']`: the sample folder above `outs/`."""
+    named = outs.parent if outs.name == "outs" else outs
+    return named.name or "section"
 
 
 def read_anndata(
     path: str | Path,
     layer: str | None = None,
     library_id: str | None = None,
-    image_key: str = "hires",
+    image_key: str | None = None,
     image: str | Path | None = None,
     image_scale: float = 1.0,
+    values: str = "counts",
 ) -> RawSection:
     """An AnnData `.h5ad` in the scanpy/squidpy layout.
 
     Counts from `X` (or `layers[layer]`), full-resolution positions from `obsm['spatial']`,
     array coordinates from `obs['array_row', 'array_col']` and tissue from `obs['in_tissue']`
-    when present, and the image `uns['spatial'][library_id]['images'][image_key]` at its
-    `tissue_{image_key}_scalef` (or the file `image` at `image_scale`).
+    when present. Image features come from the file `image` at `image_scale`, else from
+    `uns['spatial'][library_id]['images'][image_key]` (None: hires, else lowres) at its
+    `tissue_<key>_scalef`; the library's images travel on into the dataset.
     """
     path = Path(path)
     adata = read_h5ad_checked(path)
@@ -130,16 +217,25 @@ def read_anndata(
         if column in adata.obs:
             positions[column] = adata.obs[column].to_numpy()
     library_id, library = _library(adata, library_id, path)
-    scalefactors = library.get("scalefactors", {})
+    scalefactors = dict(library.get("scalefactors", {}))
+    found = library_images(library, library_id, path)
     if image is not None:
         section_image = load_image(image, image_scale)
-    elif image_key in library.get("images", {}):
-        key = f"{path} uns['spatial']['{library_id}']['images']['{image_key}']"
-        scale = _scalefactor(scalefactors, f"tissue_{image_key}_scalef", path)
-        section_image = image_from_array(np.asarray(library["images"][image_key]), scale, key)
+    elif image_key is not None:
+        if image_key not in found:
+            raise SoScopeInputError(
+                path,
+                f"uns['spatial']['{library_id}'] has no image {image_key!r} with a scale factor "
+                f"tissue_{image_key}_scalef; found {list(found)} (input.image_key=<one of them>)",
+            )
+        section_image = found[image_key]
     else:
-        section_image = None
+        section_image = next(iter(found.values()), None)
+    if not found and section_image is not None:
+        found = {"hires": thumbnail(section_image)}
     diameter = scalefactors.get("spot_diameter_fullres")
+    where = "X" if layer is None else f"layers[{layer!r}]"
+    others = [name for name in adata.layers if name != layer]
     return _assemble(
         sp.csr_matrix(adata.X if layer is None else adata.layers[layer]),
         list(adata.var_names.astype(str)),
@@ -150,9 +246,27 @@ def read_anndata(
         image=section_image,
         spot_diameter=None if diameter is None else float(diameter),
         frame="obsm['spatial'] as full-resolution pixels",
-        counts_source=f"{path} {'X' if layer is None else f'layers[{layer!r}]'}",
+        counts_source=f"{path} {where}",
         positions_source=f"{path} obsm['spatial']",
+        spatial={library_id or path.stem: squidpy_library(found, scalefactors)} if found else None,
+        image_search=f"{path} uns['spatial']",
+        values=values,
+        raw_counts_hint=f"input.layer=<one of {others}>" if others else "",
     )
+
+
+def library_images(library: dict, library_id: str, path: Path) -> dict[str, SectionImage]:
+    """The images of an AnnData's `uns['spatial']` library that have a scale factor, hires and
+    lowres first."""
+    images, scalefactors = library.get("images", {}), library.get("scalefactors", {})
+    keys = sorted(images, key=lambda key: (key not in SPACERANGER_IMAGES, key != "hires", key))
+    found = {}
+    for key in keys:
+        scale = scalefactors.get(f"tissue_{key}_scalef")
+        if isinstance(scale, int | float | np.number) and scale > 0:
+            source = f"{path} uns['spatial']['{library_id}']['images']['{key}']"
+            found[key] = image_from_array(np.asarray(images[key]), float(scale), source)
+    return found
 
 
 def read_csv_pair(
@@ -165,6 +279,7 @@ def read_csv_pair(
     col: str = "col",
     x: str = "imagecol",
     y: str = "imagerow",
+    values: str = "counts",
 ) -> RawSection:
     """A counts CSV (spots × features, barcodes in the first column) and a positions CSV.
 
@@ -181,6 +296,10 @@ def read_csv_pair(
     spots = spots.set_index(spots[barcode].astype(str)).rename(
         columns={row: "array_row", col: "array_col"}
     )
+    section_image = None if image is None else load_image(image, image_scale)
+    library = (
+        None if section_image is None else squidpy_library({"hires": thumbnail(section_image)})
+    )
     return _assemble(
         sp.csr_matrix(table.to_numpy(dtype=np.float64)),
         [str(name) for name in table.columns],
@@ -188,43 +307,15 @@ def read_csv_pair(
         spots,
         x=x,
         y=y,
-        image=None if image is None else load_image(image, image_scale),
+        image=section_image,
         spot_diameter=None,
         frame=f"positions CSV columns {x}, {y} as full-resolution pixels",
         counts_source=str(counts),
         positions_source=str(positions),
+        spatial=None if library is None else {counts.stem: library},
+        image_search=str(positions),
+        values=values,
     )
-
-
-def read_10x_h5(
-    path: Path, feature_type: str | None = None
-) -> tuple[sp.csr_matrix, list[str], list[str]]:
-    """A 10x feature-barcode matrix `.h5` (Cell Ranger / Space Ranger ≥ 3): barcodes × features."""
-    if not path.is_file():
-        raise SoScopeInputError(path, "feature-barcode matrix not found")
-    try:
-        with h5py.File(path, "r") as h5:
-            group = h5["matrix"]
-            n_features, n_barcodes = (int(n) for n in group["shape"][:])
-            matrix = sp.csr_matrix(
-                (group["data"][:], group["indices"][:], group["indptr"][:]),
-                shape=(n_barcodes, n_features),
-            )
-            barcodes = _decode(group["barcodes"][:])
-            names = _decode(group["features"]["name"][:])
-            types = _decode(group["features"]["feature_type"][:])
-    except (OSError, KeyError, ValueError) as err:
-        raise SoScopeInputError(
-            path, f"cannot be read as a 10x feature-barcode matrix (Space Ranger ≥ 3): {err}"
-        ) from None
-    if feature_type is not None:
-        keep = np.flatnonzero(np.asarray(types) == feature_type)
-        if len(keep) == 0:
-            raise SoScopeInputError(
-                path, f"has no features of type {feature_type!r}; found {sorted(set(types))}"
-            )
-        matrix, names = matrix[:, keep], [names[i] for i in keep]
-    return matrix, barcodes, names
 
 
 def _assemble(
@@ -239,8 +330,13 @@ def _assemble(
     frame: str,
     counts_source: str,
     positions_source: str,
+    spatial: dict | None = None,
+    image_search: str = "",
+    values: str = "counts",
+    raw_counts_hint: str = "",
 ) -> RawSection:
-    """Join counts to positions by barcode, drop spots outside the tissue, check everything."""
+    """Join counts to positions by barcode, drop spots outside the tissue, check everything
+    (`values`: "counts" must be whole numbers; `raw_counts_hint` says where raw counts may be)."""
     _check_unique(barcodes, "barcodes", counts_source)
     _check_unique(list(positions.index), "barcodes", positions_source)
     missing = [b for b in barcodes if b not in positions.index]
@@ -258,7 +354,7 @@ def _assemble(
         raise SoScopeInputError(positions_source, "no spot with counts lies inside the tissue")
     spots, counts = spots[inside], sp.csr_matrix(counts)[np.flatnonzero(inside)]
     pos = _numbers(spots, [x, y], positions_source, "pixel positions")
-    _check_counts(counts, counts_source, names)
+    _check_values(counts, counts_source, names, values, raw_counts_hint)
     coords = None
     if {"array_row", "array_col"} <= set(spots.columns):
         coords = _numbers(spots, ["array_row", "array_col"], positions_source, "array coordinates")
@@ -267,6 +363,7 @@ def _assemble(
         coords = coords.astype(np.int64)
     if image is not None:
         image.check_inside(pos, positions_source)
+        image.check_spread(pos, positions_source)
     return RawSection(
         counts=counts.astype(np.float64),
         feature_names=_unique(names),
@@ -278,24 +375,40 @@ def _assemble(
         frame=frame,
         counts_source=counts_source,
         positions_source=positions_source,
+        spatial=spatial,
+        image_search=image_search or positions_source,
         dropped_outside_tissue=int((~inside).sum()),
     )
 
 
-def _check_counts(counts: sp.csr_matrix, source: str, names: list[str]) -> None:
-    """Finite and non-negative; the message names the features affected."""
-    values = counts.tocoo()
-    for problem, bad in (
-        ("NaN or infinite", ~np.isfinite(values.data)),
-        ("negative", values.data < 0),
-    ):
+def _check_values(
+    counts: sp.csr_matrix, source: str, names: list[str], values: str, hint: str
+) -> None:
+    """Finite; for `values="counts"` also non-negative whole numbers (log-normalised values
+    are refused: the likelihoods and the feature selection model raw counts). The message
+    names the features affected and the fix."""
+    if values not in VALUES:
+        raise SoScopeInputError("input.values", f"unknown {values!r}; choose from {VALUES}")
+    data = counts.tocoo()
+    checks = [("NaN or infinite", ~np.isfinite(data.data), "")]
+    if values == "counts":
+        fix = f"give the raw counts ({hint})" if hint else "give the raw counts"
+        fix += ", or input.values=continuous for values that are not counts"
+        checks += [
+            ("negative", data.data < 0, fix),
+            ("non-integer", np.isfinite(data.data) & (data.data != np.round(data.data)), fix),
+        ]
+    for problem, bad, fix in checks:
         if bad.any():
-            features = sorted({names[c] for c in values.col[bad]})
+            features = sorted({names[c] for c in data.col[bad]})
             shown = ", ".join(features[:5]) + (
                 f" and {len(features) - 5} more" if len(features) > 5 else ""
             )
+            example = f" (e.g. {data.data[bad][0]:.4g})" if problem == "non-integer" else ""
             raise SoScopeInputError(
-                source, f"{int(bad.sum())} {problem} counts in {len(features)} features: {shown}"
+                source,
+                f"{int(bad.sum())} {problem} counts{example} in {len(features)} features: "
+                f"{shown}" + (f"; {fix}" if fix else ""),
             )
 
 
@@ -330,19 +443,25 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _decode(values: np.ndarray) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
 def _spaceranger_positions(spatial: Path) -> tuple[Path, pd.DataFrame]:
-    """`tissue_positions.csv` (with a header) or the older `tissue_positions_list.csv` (without)."""
+    """`tissue_positions.csv` (with a header), the older `tissue_positions_list.csv` (without)
+    or Visium HD's `tissue_positions.parquet`."""
     if (spatial / POSITIONS_CSV).is_file():
         path, table = spatial / POSITIONS_CSV, _read_csv(spatial / POSITIONS_CSV)
     elif (spatial / POSITIONS_LIST_CSV).is_file():
         path = spatial / POSITIONS_LIST_CSV
         table = _read_csv(path, header=None, names=SPACERANGER_COLUMNS)
+    elif (spatial / POSITIONS_PARQUET).is_file():
+        path = spatial / POSITIONS_PARQUET
+        try:
+            table = pd.read_parquet(path)
+        except (ValueError, OSError) as err:
+            raise SoScopeInputError(path, f"cannot be read as parquet ({err})") from None
     else:
-        raise SoScopeInputError(spatial, f"neither {POSITIONS_CSV} nor {POSITIONS_LIST_CSV} found")
+        raise SoScopeInputError(
+            spatial,
+            f"has none of {POSITIONS_CSV}, {POSITIONS_LIST_CSV}, {POSITIONS_PARQUET}: " + OUTS_HINT,
+        )
     _require_columns(table, SPACERANGER_COLUMNS, path)
     return path, table.set_index(table["barcode"].astype(str))
 

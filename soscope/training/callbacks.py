@@ -57,20 +57,30 @@ class OriginalCheckpoints(L.Callback):
         save_model_file(module, self.directory / "model.pt", self.trainer_name)
 
 
-class StepSeed(L.Callback):
-    """Reseed torch before every step from (seed, stage, step, rank).
+EPOCH, STEP = 0, 1
 
-    The random draws of a step (Z samples, sampled graph pairs) then depend only on where the
-    run is, so a run resumed from a checkpoint continues exactly as an uninterrupted one.
+
+class StepSeed(L.Callback):
+    """Reseed torch before every step from (seed, stage, step, rank), and before every epoch
+    from (seed, stage, epoch, rank).
+
+    The random draws of a step (Z samples, sampled graph pairs) and an epoch's order of tiles
+    then depend only on where the run is, so a run resumed from a checkpoint continues exactly
+    as an uninterrupted one.
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
 
+    def _reseed(self, trainer: L.Trainer, module: L.LightningModule, *where: int) -> None:
+        # Only ints and tuples of ints: their hash, unlike a str's, is the same in every process.
+        stage = zlib.crc32(type(module).__name__.encode())
+        torch.manual_seed(hash((self.seed, stage, *where, trainer.global_rank)) & 0xFFFFFFFF)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._reseed(trainer, module, EPOCH, trainer.current_epoch)
+
     def on_train_batch_start(
         self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int
     ) -> None:
-        stage = zlib.crc32(type(module).__name__.encode())
-        torch.manual_seed(
-            hash((self.seed, stage, trainer.global_step, trainer.global_rank)) & 0xFFFFFFFF
-        )
+        self._reseed(trainer, module, STEP, trainer.global_step)

@@ -230,17 +230,18 @@ class SoScopeModule(LatentGraphModule):
     ) -> Tensor:
         """Enhanced subspot profiles: the subspot distribution's mean at Z = μ (no sampling).
 
-        `consistency="rescale"` then makes each spot's subspots re-aggregate to the observed spot.
+        `consistency="rescale"` then makes each spot's subspots re-aggregate to the observed spot;
+        `non_negative` then clips negative values (of Gaussian blocks) to 0.
         With `tiles` (the section's `TiledSection`) it works tile by tile, with the same result.
         """
         check_consistency(consistency)
         views = [batch] if tiles is None else tiles
         mean = self._evaluated(lambda: self._decode(views, self._posterior(views, batch)[0], batch))
         mean = mean[0]
-        if non_negative:
-            mean = F.relu(mean)
         if consistency == "rescale":
             mean = rescale_to_spots(self.likelihood, mean, batch.x, batch.sub_to_spot)
+        if non_negative:  # after the rescale: a Gaussian block's shift can make values negative
+            mean = F.relu(mean)
         return mean
 
     @torch.no_grad()

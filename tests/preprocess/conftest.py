@@ -4,12 +4,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from soscope.datasets import make_synthetic_tissue
 from soscope.preprocess import cli
-from soscope.preprocess.cli import CONFIG_DIR
+from soscope.preprocess.cli import CONF_MODULE
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def preprocess_config(tmp_path: Path):
     """Compose `conf_preprocess` with overrides; the feature cache lives in `tmp_path`."""
 
     def compose_config(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
             return compose("preprocess", overrides=[f"cache_dir={tmp_path / 'cache'}", *overrides])
 
     return compose_config

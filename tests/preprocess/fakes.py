@@ -1,13 +1,15 @@
 """Raw inputs written the way real tools write them, from a synthetic Visium tissue.
 
-A Space Ranger `outs/` folder (10x `.h5` matrix, positions CSV with or without header,
-scalefactors JSON, full-resolution and hires images), a scanpy/squidpy AnnData and a pair of
+A Space Ranger `outs/` folder (10x `.h5` matrix or `filtered_feature_bc_matrix/` mtx folder,
+positions CSV with or without header or as Visium HD's parquet, scalefactors JSON, hires and/or
+lowres images, a full-resolution image beside it), a scanpy/squidpy AnnData and a pair of
 counts/positions CSVs. The last spot of the matrix is marked outside the tissue and three
 positions have no counts, as in real output.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -15,12 +17,14 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
+import scipy.io
 import scipy.sparse as sp
 from PIL import Image
 
 from soscope.datasets import SyntheticTissue
 
 HIRES_SCALE = 0.5
+LOWRES_SCALE = HIRES_SCALE / 4
 
 
 def spot_counts(tissue: SyntheticTissue) -> np.ndarray:
@@ -74,15 +78,33 @@ def write_10x_h5(
         features["_all_tag_keys"] = np.array([b"genome"])
 
 
+def write_10x_mtx(
+    folder: Path, counts: np.ndarray, codes: list[str], names: list[str], types: list[str]
+) -> None:
+    """A feature-barcode matrix folder as Space Ranger writes it: gzipped Matrix Market
+    (features × barcodes), features.tsv.gz and barcodes.tsv.gz."""
+    folder.mkdir()
+    with gzip.open(folder / "matrix.mtx.gz", "wb") as fh:
+        scipy.io.mmwrite(fh, sp.coo_matrix(counts.T), field="integer")
+    ids = [f"ENSG{i:011d}" for i in range(len(names))]
+    features = pd.DataFrame({"id": ids, "name": names, "type": types})
+    features.to_csv(folder / "features.tsv.gz", sep="\t", header=False, index=False)
+    pd.Series(codes).to_csv(folder / "barcodes.tsv.gz", header=False, index=False)
+
+
 def save_png(pixels: np.ndarray, path: Path) -> Path:
     Image.fromarray(pixels).save(path)
     return path
 
 
-def hires(pixels: np.ndarray) -> np.ndarray:
+def downscaled(pixels: np.ndarray, scale: float = HIRES_SCALE) -> np.ndarray:
     height, width = pixels.shape[:2]
-    size = (round(width * HIRES_SCALE), round(height * HIRES_SCALE))
+    size = (round(width * scale), round(height * scale))
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
+
+
+def hires(pixels: np.ndarray) -> np.ndarray:
+    return downscaled(pixels, HIRES_SCALE)
 
 
 def write_spaceranger(
@@ -90,23 +112,34 @@ def write_spaceranger(
     tissue: SyntheticTissue,
     header: bool = True,
     counts: np.ndarray | None = None,
+    matrix: str = "h5",
+    images: tuple[str, ...] = ("hires",),
+    positions: str = "csv",
 ) -> Path:
-    """A Space Ranger `outs/` folder with the hires image inside and the full-resolution image
-    beside it (`root/fullres.png`); returns the `outs/` folder. An antibody feature rides along."""
+    """A Space Ranger `outs/` folder with the full-resolution image beside it
+    (`root/fullres.png`); returns the `outs/` folder. An antibody feature rides along.
+
+    `matrix`: "h5" or "mtx" (the `filtered_feature_bc_matrix/` folder); `images`: which of
+    "hires", "lowres" the `spatial/` folder holds; `positions`: "csv" (with a header unless
+    `header` is false) or "parquet" (Visium HD)."""
     outs, spatial = root / "outs", root / "outs" / "spatial"
     spatial.mkdir(parents=True)
     counts = spot_counts(tissue) if counts is None else counts
     n_genes = counts.shape[1]
     with_antibody = np.column_stack([counts, np.arange(len(counts))])
     table = positions_table(tissue)
-    write_10x_h5(
-        outs / "filtered_feature_bc_matrix.h5",
+    write = write_10x_h5 if matrix == "h5" else write_10x_mtx
+    write(
+        outs
+        / ("filtered_feature_bc_matrix.h5" if matrix == "h5" else "filtered_feature_bc_matrix"),
         with_antibody,
         list(table.barcode[: len(counts)]),
         [*tissue.feature_names, "CD3"],
         ["Gene Expression"] * n_genes + ["Antibody Capture"],
     )
-    if header:
+    if positions == "parquet":
+        table.to_parquet(spatial / "tissue_positions.parquet", index=False)
+    elif header:
         table.to_csv(spatial / "tissue_positions.csv", index=False)
     else:
         table.to_csv(spatial / "tissue_positions_list.csv", index=False, header=False)
@@ -114,10 +147,12 @@ def write_spaceranger(
         "spot_diameter_fullres": tissue.spot_diameter,
         "tissue_hires_scalef": HIRES_SCALE,
         "fiducial_diameter_fullres": tissue.spot_diameter * 1.6,
-        "tissue_lowres_scalef": HIRES_SCALE / 4,
+        "tissue_lowres_scalef": LOWRES_SCALE,
     }
     (spatial / "scalefactors_json.json").write_text(json.dumps(scalefactors))
-    save_png(hires(tissue.image), spatial / "tissue_hires_image.png")
+    for key, scale in (("hires", HIRES_SCALE), ("lowres", LOWRES_SCALE)):
+        if key in images:
+            save_png(downscaled(tissue.image, scale), spatial / f"tissue_{key}_image.png")
     save_png(tissue.image, root / "fullres.png")
     return outs
 

@@ -2,19 +2,21 @@
 
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
+from soscope.config import CONF_MODULE
 from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.graph import VISIUM_OFFSETS, lattice_edges
 from soscope.data.reference_io import read_reference_dir
 from soscope.pipeline import run
 from soscope.preprocess.cli import preprocess
 from soscope.preprocess.layouts import cells_in_spots
-from tests.preprocess.fakes import spot_counts, write_anndata, write_spaceranger
+from tests.preprocess.fakes import HIRES_SCALE, hires, spot_counts, write_anndata, write_spaceranger
 
 ROOT = Path(__file__).resolve().parents[2]
 N_KEPT = 35  # the fakes mark the last of 36 spots outside the tissue
@@ -35,7 +37,7 @@ def train_a_few_steps(dataset: Path, out: Path) -> np.ndarray:
         "trainer.enable_progress_bar=false",
         f"paths.output_dir={out}",
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         run(compose("config", overrides=overrides))
     return np.load(out / "infer_subspot.npy")
 
@@ -141,6 +143,11 @@ def test_anndata_to_a_trained_model(tmp_path, visium_tissue, preprocess_config):
     assert built.summary["spots"] == N_KEPT and built.summary["spots_outside_tissue"] == 1
     enhanced = train_a_few_steps(out / "dataset.h5ad", tmp_path / "run")
     assert enhanced.shape == (N_KEPT * 7, 6) and np.isfinite(enhanced).all()
+    # The AnnData's own image library travels on, scale factors and all.
+    for written in (out / "dataset.h5ad", tmp_path / "run" / "enhanced.h5ad"):
+        library = ad.read_h5ad(written).uns["spatial"]["section1"]
+        assert library["images"]["hires"].shape[:2] == hires(visium_tissue.image).shape[:2]
+        assert library["scalefactors"]["tissue_hires_scalef"] == HIRES_SCALE
 
 
 def test_bayesspace_six_and_given_cells(tmp_path, visium_tissue, preprocess_config):

@@ -20,7 +20,7 @@ def test_the_command_prints_a_summary(tmp_path, visium_tissue, run_command, caps
         "(visium lattice (6 neighbours))",
         "subspot graph W ",
         "time       image model",
-        f"python train.py data=anndata data.path={out / 'dataset.h5ad'}",
+        f"soscope-train data=anndata data.path={out / 'dataset.h5ad'} likelihood=nb",
     ]:
         assert line in printed
     summary = json.loads((out / "summary.json").read_text())

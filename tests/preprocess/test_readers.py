@@ -4,10 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from soscope.datasets import make_synthetic_tissue
 from soscope.errors import SoScopeInputError
 from soscope.preprocess.readers import read_anndata, read_csv_pair, read_spaceranger
 from tests.preprocess.fakes import (
     HIRES_SCALE,
+    LOWRES_SCALE,
     hires,
     positions_table,
     save_png,
@@ -40,6 +42,53 @@ def test_space_ranger_folder_with_and_without_header(tmp_path, visium_tissue, he
     assert "full-resolution" in raw.frame
     positions = "tissue_positions.csv" if header else "tissue_positions_list.csv"
     assert raw.positions_source.endswith(positions)
+
+
+def test_the_mtx_folder_reads_as_the_h5_matrix(tmp_path, visium_tissue):
+    from_h5 = read_spaceranger(write_spaceranger(tmp_path / "h5", visium_tissue))
+    outs = write_spaceranger(tmp_path / "mtx", visium_tissue, matrix="mtx")
+    from_mtx = read_spaceranger(outs)
+    assert from_mtx.counts_source.endswith("filtered_feature_bc_matrix")
+    assert from_mtx.barcodes == from_h5.barcodes
+    assert from_mtx.feature_names == from_h5.feature_names == visium_tissue.feature_names
+    np.testing.assert_array_equal(from_mtx.counts.toarray(), from_h5.counts.toarray())
+
+
+def test_without_a_hires_image_the_lowres_one_is_used(tmp_path, visium_tissue):
+    raw = read_spaceranger(write_spaceranger(tmp_path, visium_tissue, images=("lowres",)))
+    assert raw.image.scale == LOWRES_SCALE and raw.image.source.endswith("lowres_image.png")
+    (library,) = raw.spatial.values()
+    assert set(library["images"]) == {"lowres"}
+    assert library["scalefactors"]["tissue_lowres_scalef"] == LOWRES_SCALE
+    assert library["scalefactors"]["spot_diameter_fullres"] == visium_tissue.spot_diameter
+
+
+def test_both_images_travel_in_the_squidpy_layout(tmp_path, visium_tissue):
+    outs = write_spaceranger(tmp_path / "sample1", visium_tissue, images=("hires", "lowres"))
+    raw = read_spaceranger(outs)
+    assert raw.image.scale == HIRES_SCALE  # features from the better image
+    assert list(raw.spatial) == ["sample1"]
+    images = raw.spatial["sample1"]["images"]
+    assert set(images) == {"hires", "lowres"} and images["hires"].dtype == np.uint8
+
+
+def test_a_full_resolution_image_keeps_a_hires_sized_copy(tmp_path, visium_tissue):
+    outs = write_spaceranger(tmp_path, visium_tissue, images=())
+    big = save_png(np.repeat(np.repeat(visium_tissue.image, 4, 0), 4, 1), tmp_path / "big.png")
+    raw = read_spaceranger(outs, image=big, image_scale=4.0)
+    assert raw.image.scale == 4.0 and max(raw.image.pixels.shape[:2]) > 2000
+    (library,) = raw.spatial.values()
+    assert max(library["images"]["hires"].shape[:2]) == 2000
+    scale = library["scalefactors"]["tissue_hires_scalef"]
+    assert scale == pytest.approx(4.0 * 2000 / max(raw.image.pixels.shape[:2]))
+
+
+def test_visium_hd_bins_with_parquet_positions(tmp_path):
+    tissue = make_synthetic_tissue(n_rows=4, n_cols=4, platform="grid", n_features=6, seed=2)
+    outs = write_spaceranger(tmp_path, tissue, positions="parquet")
+    raw = read_spaceranger(outs)
+    assert raw.positions_source.endswith("tissue_positions.parquet")
+    np.testing.assert_array_equal(raw.array_coords, tissue.array_coords[:-1])
 
 
 def test_space_ranger_with_the_full_resolution_image(tmp_path, visium_tissue):

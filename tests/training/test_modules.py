@@ -229,3 +229,15 @@ def test_without_decoder_features_only_the_priors_share_a_spot_out(tiny_tissue):
     mean = model.enhance(graph)
     first = graph.sub_to_spot == 0
     torch.testing.assert_close(mean[first], mean[first][:1].expand(int(first.sum()), -1))
+
+
+def test_gaussian_output_is_clipped_after_the_rescale():
+    from soscope.datasets import make_synthetic_tissue
+
+    section = make_synthetic_tissue(n_rows=3, n_cols=3, likelihood="gaussian").to_section()
+    graph = section.graph.clone()
+    graph.x = graph.x - 100.0  # spots far below the model's means: the rescale shifts them down
+    model = SoScopeModule(**module_args(section, likelihood="gaussian"))
+    shifted = model.enhance(graph, non_negative=False, consistency="rescale")
+    assert (shifted < 0).all()
+    assert (model.enhance(graph, non_negative=True, consistency="rescale") == 0).all()

@@ -1,0 +1,1 @@
+"""The training command's Hydra configs: `config.yaml` and one folder per group."""
