@@ -25,6 +25,7 @@ Example (the node loss of the defaults against the original's MSE, synthetic NB 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -228,24 +229,44 @@ def her2st_inputs(
     return units, pitch
 
 
-def her2st_dataset(root: Path, section: str, k: int, likelihood: str, quick: bool) -> Dataset:
+def her2st_dataset(
+    root: Path, section: str, k: int, likelihood: str, quick: bool, image: bool = True
+) -> Dataset:
     """HER2ST `section` as k×k pseudo-spots through `soscope-preprocess` (counts CSV, positions
     CSV, the native spots as subspots, the section's H&E, the `HER2ST_GENES` most variable
-    genes); truth = the native spots' raw counts. Built once."""
+    genes); truth = the native spots' raw counts. Built once. Without `image` every subspot
+    gets the same image feature (and the subspot graph equal weights): what the model makes
+    of the spots alone."""
     cache: list[Section] = []
 
     def load(cfg: DictConfig) -> Section:
         if not cache:
-            cache.append(build_her2st(root, section, k, likelihood, quick))
+            built = build_her2st(root, section, k, likelihood, quick)
+            cache.append(built if image else without_image(built))
         return cache[0]
 
+    picture = (
+        "image features of each native spot from the H&E image"
+        if image
+        else ("constant image feature")
+    )
     note = (
         f"HER2ST section {section}, {k}×{k} pseudo-spots of native ST spots, "
         f"{HER2ST_GENES if not quick else QUICK_SKIN_FEATURES} most variable genes, "
-        f"{likelihood} likelihood, image features of each native spot from the H&E image"
+        f"{likelihood} likelihood, {picture}"
     )
     overrides = (f"likelihood={likelihood}", "platform=grid", f"platform.factor={k}")
-    return Dataset(f"her2st_{section}_{k}x{k}", overrides, load, note)
+    name = f"her2st_{section}_{k}x{k}" + ("" if image else "_no_image")
+    return Dataset(name, overrides, load, note)
+
+
+def without_image(section: Section) -> Section:
+    """`section` with one constant image feature per subspot and a uniform subspot graph."""
+    graph = section.graph.clone()
+    graph.sub_feat = torch.ones(graph.num_subspots, 1)
+    graph.sub_edge_weight = torch.ones_like(graph.sub_edge_weight)
+    meta = {key: value for key, value in section.meta.items() if key != "image"}
+    return dataclasses.replace(section, graph=graph, meta=meta, image=None)
 
 
 def build_her2st(root: Path, section: str, k: int, likelihood: str, quick: bool) -> Section:
@@ -306,9 +327,10 @@ def datasets(args: argparse.Namespace, report: bool = True) -> list[Dataset]:
         chosen += [reference] if reference else []
     if args.her2st and (args.her2st / "data" / "ST-cnts").is_dir():
         chosen += [
-            her2st_dataset(args.her2st, section, k, "nb", args.quick)
+            her2st_dataset(args.her2st, section, k, "nb", args.quick, image)
             for section in args.her2st_sections
             for k in args.her2st_blocks
+            for image in (True, False)[: 1 + args.her2st_no_image]
         ]
     elif args.her2st and report:
         print(f"skipping HER2ST: {args.her2st} is not a clone of github.com/almaan/her2st")
@@ -341,13 +363,14 @@ TESLA_INSTALL = (
 
 
 def section_image(section: Section) -> np.ndarray | None:
-    """The section's H&E image as an RGB array: its own, or the file its preprocessing read."""
-    if section.image is not None:
-        return np.asarray(section.image)
+    """The section's H&E image in the frame of its positions (RGB): the file its preprocessing
+    read, or its own image when that is at full resolution."""
     source = section.meta.get("image")
-    if source is None or not Path(source).is_file():
-        return None
-    return np.asarray(Image.open(source).convert("RGB"))
+    if source is not None and Path(source).is_file():
+        return np.asarray(Image.open(source).convert("RGB"))
+    if section.image is not None and section.image_scale == 1.0:
+        return np.asarray(section.image)
+    return None
 
 
 def tesla(section: Section) -> np.ndarray | None:
@@ -548,6 +571,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--her2st-sections", nargs="+", choices=HER2ST_SECTIONS, help="HER2ST sections"
+    )
+    parser.add_argument(
+        "--her2st-no-image",
+        action="store_true",
+        help="also run each HER2ST dataset with a constant image feature",
     )
     parser.add_argument(
         "--her2st-blocks",
