@@ -68,8 +68,6 @@ from soscope.pipeline import (
 from soscope.plotting import plot_maps
 
 ROOT = Path(__file__).resolve().parents[1]
-# The shared data folder sits beside the checkout (../shared), never inside the repository.
-SKIN_DIR = ROOT.parent / "shared" / "data" / "spatialcite_humanskin" / "x3"
 # What each split runs unless the command line says otherwise: (synthetic tissue draws, skin
 # blocks, HER2ST sections). Only B4 and C2 of HER2ST are used at all; the others are kept for
 # independent evaluation.
@@ -122,15 +120,20 @@ def train_and_enhance(cfg: DictConfig, section: Section) -> tuple[np.ndarray, np
         return enhance(cfg, model, datamodule), uncertainty_layers(cfg, model, datamodule).get("sd")
 
 
-def read_skin(quick: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Human-skin protein counts (U×G), grid (row, col), (x, y) pixels and protein names.
+def read_skin(
+    folder: Path, quick: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Human-skin protein counts (U×G), grid (row, col), (x, y) pixels and protein names, from
+    the spatial-CITE-seq folder of the original soScope repository
+    (Preprocess/data/SpatialCITE/humanskin/x3: reordered_filtered_protein.csv and
+    position_with_center.csv).
 
     Rows are matched by barcode "{row}x{col}"; `row` follows imagerow, so (x, y) =
     (imagecol, imagerow), the frame of the other datasets. `quick` keeps a central square of
     the grid and a few proteins.
     """
-    counts = pd.read_csv(SKIN_DIR / "reordered_filtered_protein.csv", index_col=0)
-    where = pd.read_csv(SKIN_DIR / "position_with_center.csv").set_index("barcode")
+    counts = pd.read_csv(folder / "reordered_filtered_protein.csv", index_col=0)
+    where = pd.read_csv(folder / "position_with_center.csv").set_index("barcode")
     where = where.loc[counts.index]
     coords = where[["x", "y"]].to_numpy()
     if quick:
@@ -160,13 +163,13 @@ def synthetic_dataset(likelihood: str, tissue: int, image: bool = True) -> Datas
     return Dataset(name, overrides, load_section, note)
 
 
-def skin_dataset(k: int, likelihood: str, quick: bool) -> Dataset:
+def skin_dataset(folder: Path, k: int, likelihood: str, quick: bool) -> Dataset:
     """The skin proteins aggregated k×k into pseudo-spots; the Section is built once."""
     cache: list[Section] = []
 
     def load(cfg: DictConfig) -> Section:
         if not cache:
-            values, coords, pos, names = read_skin(quick)
+            values, coords, pos, names = read_skin(folder, quick)
             section = make_pseudospots(values, coords, pos, "grid", k=k, feature_names=names)
             section.meta["likelihood"] = likelihood
             cache.append(section)
@@ -318,10 +321,11 @@ def datasets(args: argparse.Namespace, report: bool = True) -> list[Dataset]:
         for name in args.synthetic_no_image
         for t in args.tissues
     ]
-    if args.skin and SKIN_DIR.is_dir():
-        chosen += [skin_dataset(k, args.real_likelihood, args.quick) for k in args.skin]
+    skin = args.skin_dir
+    if args.skin and skin and (skin / "reordered_filtered_protein.csv").is_file():
+        chosen += [skin_dataset(skin, k, args.real_likelihood, args.quick) for k in args.skin]
     elif args.skin and report:
-        print(f"skipping the skin datasets: {SKIN_DIR} not found")
+        print(f"skipping the skin datasets: no spatial-CITE-seq skin folder at --skin-dir {skin}")
     if args.reference_dir:
         reference = reference_dataset(args.reference_dir, args.real_likelihood, report)
         chosen += [reference] if reference else []
@@ -562,7 +566,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skin",
         type=int,
         nargs="*",
-        help=f"block sides k of the k×k skin pseudo-spots (none: skip; data in {SKIN_DIR})",
+        help="block sides k of the k×k skin pseudo-spots (none: skip)",
+    )
+    parser.add_argument(
+        "--skin-dir",
+        type=Path,
+        help="the spatial-CITE-seq human-skin proteins: Preprocess/data/SpatialCITE/humanskin/x3 "
+        "of a clone of github.com/deng-ai-lab/soScope",
     )
     parser.add_argument(
         "--her2st",

@@ -52,7 +52,8 @@ def test_quick_synthetic(tmp_path):
 
 @pytest.mark.skipif(not SKIN.is_dir(), reason="the human-skin data is not on this machine")
 def test_quick_skin(tmp_path):
-    table, out = run_quick(tmp_path, "--synthetic", "--synthetic-no-image", "--skin", "2")
+    argv = ["--synthetic", "--synthetic-no-image", "--skin", "2", "--skin-dir", str(SKIN / "x3")]
+    table, out = run_quick(tmp_path, *argv)
     assert_complete(table, out, "skin_2x2")
     assert "constant image feature" in out.read_text()
 
@@ -123,3 +124,8 @@ def test_a_missing_her2st_clone_is_skipped_with_a_message(tmp_path, capsys):
     argv = ["--synthetic", "nb", "--synthetic-no-image", "--skin", "--her2st", str(tmp_path)]
     run_quick(tmp_path, *argv)
     assert "skipping HER2ST" in capsys.readouterr().out
+
+
+def test_skin_without_its_folder_is_skipped_with_a_message(tmp_path, capsys):
+    run_quick(tmp_path, "--synthetic", "nb", "--synthetic-no-image", "--skin", "2")
+    assert "skipping the skin datasets" in capsys.readouterr().out
