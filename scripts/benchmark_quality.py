@@ -55,7 +55,7 @@ from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section
 from soscope.evaluate.baselines import BASELINES, run_baseline
-from soscope.evaluate.metrics import median_spacing, summarize
+from soscope.evaluate.metrics import median_spacing, spot_consistency_error, summarize
 from soscope.evaluate.pseudospots import grid_blocks, make_pseudospots
 from soscope.pipeline import (
     enhance,
@@ -110,14 +110,16 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose("config", overrides=[*base, *overrides])
 
 
-def train_and_enhance(cfg: DictConfig, section: Section) -> tuple[np.ndarray, np.ndarray | None]:
+def train_and_enhance(
+    cfg: DictConfig, section: Section
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Train both stages on `section` (checkpoints in a throw-away folder); the enhanced
-    profiles and their predictive sd."""
+    profiles and the layers that go with them (the predictive sd, the model's own means)."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     with tempfile.TemporaryDirectory(prefix="soscope_bench_") as out_dir:
         datamodule = make_datamodule(cfg, section)
         model, _ = train_both_stages(cfg, datamodule, Path(out_dir))
-        return enhance(cfg, model, datamodule), uncertainty_layers(cfg, model, datamodule).get("sd")
+        return enhance(cfg, model, datamodule), uncertainty_layers(cfg, model, datamodule)
 
 
 def read_skin(
@@ -352,11 +354,20 @@ def method_name(variant: str) -> str:
     return "soscope" if variant == "default" else f"soscope:{variant}"
 
 
-def score(section: Section, pred: np.ndarray, sd: np.ndarray | None = None) -> Scores:
-    """`summarize` of one prediction against the section's truth, SSIM and calibration included."""
+def score(
+    section: Section, pred: np.ndarray, layers: dict[str, np.ndarray] | None = None
+) -> Scores:
+    """`summarize` of one prediction against the section's truth, SSIM included; for a model's
+    prediction (with its `layers`) also its calibration and how far its own means, before the
+    spot-consistency rescale, re-aggregate from the spots."""
     graph = section.graph
     x, sub_to_spot, sub_pos = graph.x.numpy(), graph.sub_to_spot.numpy(), graph.sub_pos.numpy()
-    return summarize(pred, section.truth, x, sub_to_spot, pos=sub_pos, sd=sd)
+    layers = layers or {}
+    scores = summarize(pred, section.truth, x, sub_to_spot, pos=sub_pos, sd=layers.get("sd"))
+    if "mean_unclipped" in layers:
+        own = layers["mean_unclipped"]
+        scores["own_means_consistency_error"] = spot_consistency_error(own, x, sub_to_spot)
+    return scores
 
 
 PEERS = ("tesla",)
@@ -440,9 +451,9 @@ def run_one(
     for variant, overrides in map(parse_variant, args.variants):
         start = time.perf_counter()
         cfg = compose_config([*common, *overrides])
-        pred, sd = train_and_enhance(cfg, section)
+        pred, layers = train_and_enhance(cfg, section)
         predictions[method_name(variant)] = pred
-        scores = results[method_name(variant)] = score(section, pred, sd)
+        scores = results[method_name(variant)] = score(section, pred, layers)
         print(
             f"[{dataset.name} seed={seed} {variant}] {time.perf_counter() - start:.0f}s  "
             f"r={scores['median_pearson']:.3f}  "
@@ -648,12 +659,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def report_header(
     command: str, args: argparse.Namespace, chosen: list[Dataset], figure_dataset: str
 ) -> list[str]:
-    """The markdown's lines above the table: title, exact command, seeds, figure, dataset notes."""
+    """The markdown's lines above the table: title, exact command, split, seeds, figure, dataset
+    notes."""
+    split = {
+        "tuning": "tuning split: data on which the defaults are chosen",
+        "report": "report split: data that chose nothing",
+    }[args.split]
     return [
         "# Aggregation benchmark",
         "",
         f"`{command}`",
         "",
+        f"Datasets of the {split} (where the command names its own, those). "
         f"Mean ± sd over seeds {args.seeds}; figure: {args.out.with_suffix('.png').name} "
         f"({figure_dataset}, seed {args.seeds[0]}).",
         *(f"- {d.name}: {d.note}" for d in chosen if d.note),
