@@ -276,14 +276,18 @@ def tile_graph(graph: SpotGraph, tile: Tile, counts: Tensor, totals: dict) -> Sp
 
 
 def section_totals(graph: SpotGraph, n_tiles: int) -> dict[str, Any]:
-    """The section-wide sizes a tile's loss is normalised by, and its spot spacing."""
+    """The section-wide sizes a tile's loss is normalised by, its spot spacing and its mean
+    profile over the training spots (`level`)."""
     scope = loss_scope(graph)
+    val_mask = getattr(graph, "val_mask", None)
+    train_x = graph.x if val_mask is None else graph.x[~val_mask]
     totals: dict[str, Any] = {
         "section_spots": scope.spots,
         "section_train_spots": scope.train_spots,
         "section_subspots": scope.subspots,
         "section_sub_weight": float(scope.sub_weight),
         "n_tiles": n_tiles,
+        "level": train_x.float().mean(0),
     }
     if getattr(graph, "pos", None) is not None:
         totals["spacing"] = spot_spacing(graph.pos.float(), graph.edge_index)

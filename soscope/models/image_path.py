@@ -74,11 +74,10 @@ class ImagePath(nn.Module):
         return BlockDistribution(parts)
 
 
-def level_offset(likelihood: Likelihood, x: Tensor, train: Tensor | None = None) -> Tensor:
-    """Per feature, the mean per-subspot level over the (training) spots: its log for count
-    blocks. A constant over spots, so it tells the image path nothing about any one spot."""
-    rows = x if train is None else x[train]
-    mean = rows.mean(0)
+def level_offset(likelihood: Likelihood, mean: Tensor) -> Tensor:
+    """The image path's starting point from the features' mean per-subspot level over the
+    section's training spots (`mean`, G): its log for count blocks. A constant over spots, so
+    it tells the image path nothing about any one spot."""
     parts = [
         torch.log(m.clamp(min=EPS)) if block.is_count else m
         for block, m in zip(likelihood.blocks, likelihood.split(mean), strict=True)

@@ -110,8 +110,11 @@ class SoScopeModule(LatentGraphModule):
         """The image path's per-subspot prediction (see `ImagePath`), None when it is off."""
         if self.image_path is None:
             return None
-        offset = level_offset(self.likelihood, batch.x.float(), self.train_mask(batch))
-        return self.image_path(batch.sub_feat, offset)
+        level = getattr(batch, "level", None)  # a tile carries its section's
+        if level is None:
+            train = self.train_mask(batch)
+            level = (batch.x if train is None else batch.x[train]).float().mean(0)
+        return self.image_path(batch.sub_feat, level_offset(self.likelihood, level))
 
     def subspot_distribution(
         self, batch: SpotGraph, z: Tensor, eta: Tensor | None = None

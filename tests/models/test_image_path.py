@@ -1,5 +1,6 @@
 """The image path: shares relative to an equal split, spot predictions, and what it learns."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,11 +45,14 @@ def test_spot_prediction_is_the_sum_of_subspot_means_for_counts():
 def test_it_starts_at_the_offset_and_the_offset_is_a_constant_over_spots():
     likelihood = make_likelihood("nb", 2)
     x = torch.tensor([[1.0, 4.0], [3.0, 4.0]])
-    offset = level_offset(likelihood, x)
+    offset = level_offset(likelihood, x.mean(0))
     torch.testing.assert_close(offset, torch.log(torch.tensor([2.0, 4.0])))
     path = ImagePath(3, likelihood, hidden=8)
     torch.testing.assert_close(path(torch.randn(5, 3), offset), offset.expand(5, 2))
-    assert level_offset(likelihood, x, torch.tensor([True, False]))[0] == 0.0  # log 1
+    gaussian = make_likelihood("joint_gaussian", 2, protein_dim=1)
+    torch.testing.assert_close(
+        level_offset(gaussian, x.mean(0)), torch.tensor([2.0, np.log(4.0)], dtype=torch.float32)
+    )
 
 
 def test_it_learns_from_spot_totals_which_subspot_holds_more():
@@ -63,7 +67,7 @@ def test_it_learns_from_spot_totals_which_subspot_holds_more():
     totals = aggregate(truth, sub_to_spot, n)
     likelihood = make_likelihood("poisson", 1)
     path = ImagePath(1, likelihood)
-    offset = level_offset(likelihood, totals / 2)
+    offset = level_offset(likelihood, (totals / 2).mean(0))
     optimizer = torch.optim.Adam(path.parameters(), lr=0.05)
     for _ in range(300):
         optimizer.zero_grad()
