@@ -656,6 +656,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+# Data folders of this machine, written as what they are a copy of.
+DATA_ARGUMENTS = {
+    "--her2st": "<clone of github.com/almaan/her2st>",
+    "--skin-dir": "<soScope clone>/Preprocess/data/SpatialCITE/humanskin/x3",
+    "--reference-dir": "<dataset folder>",
+}
+
+
+def portable(argv: list[str]) -> list[str]:
+    """`argv` with the data folders replaced by what they hold, so the recorded command is
+    one anyone can run on a clone."""
+    out = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg in DATA_ARGUMENTS:
+            out[i + 1] = DATA_ARGUMENTS[arg]
+    return out
+
+
 def report_header(
     command: str, args: argparse.Namespace, chosen: list[Dataset], figure_dataset: str
 ) -> list[str]:
@@ -690,7 +708,7 @@ def main(argv: list[str] | None = None) -> str:
         raise SystemExit(f"--jobs must be at least 1, not {args.jobs}")
     figure_dataset = args.figure_dataset or chosen[0].name
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(["python", "scripts/benchmark_quality.py", *argv])
+    command = shlex.join(["python", "scripts/benchmark_quality.py", *portable(argv)])
     header = report_header(command, args, chosen, figure_dataset)
     units = [(index, seed) for index in range(len(chosen)) for seed in args.seeds]
     args.jobs = min(args.jobs, len(units))  # no idle workers
