@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soscope.data.sample import SpotGraph, subspot_counts
-from soscope.data.tiles import loss_scope, own_rows, rows_and_pool, spots_of
+from soscope.data.tiles import own_rows, spots_of
 from soscope.models.aggregation import aggregate_mean
 from soscope.models.consistency import (
     CONSISTENCY_MODES,
@@ -30,6 +30,7 @@ from soscope.models.losses import (
 )
 from soscope.training.base import LatentGraphModule
 from soscope.training.schedules import ExponentialSchedule
+from soscope.training.scope import loss_scope, rows_and_pool
 
 GAMMA_MODES = ("loss", "lr")
 
