@@ -60,6 +60,15 @@ def spot_spacing(pos: Tensor, edge_index: Tensor) -> Tensor:
     return (pos[src[keep]] - pos[dst[keep]]).norm(dim=-1).median().clamp(min=1e-6)
 
 
+def section_spacing(graph: SpotGraph) -> Tensor | None:
+    """The spot spacing of `graph`'s section, for the neighbourhood kernels: a tile carries its
+    section's (`soscope.data.tiles`), a whole section measures its own; None without positions."""
+    spacing = getattr(graph, "spacing", None)
+    if spacing is not None or getattr(graph, "pos", None) is None:
+        return spacing
+    return spot_spacing(graph.pos.float(), graph.edge_index)
+
+
 def fixed_layout(num_spots: int, k: int) -> Tensor:
     """`sub_to_spot` of the original layout: subspots of spot i are rows i·K … i·K+K−1."""
     return torch.arange(num_spots).repeat_interleave(k)
