@@ -9,8 +9,6 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from soscope.models.aggregation import spot_counts
-
 
 class SpotGraph(Data):
     """One tissue section: spots with their profiles and graph, subspots with image features and graph.
@@ -48,7 +46,9 @@ def subspot_counts(graph: SpotGraph) -> Tensor:
     """K_i of each spot as an N×1 float column: a tile's `spot_k` (the counts in the whole
     section, since a tile leaves out its halo spots' subspots), else counted from `sub_to_spot`."""
     k = getattr(graph, "spot_k", None)
-    return spot_counts(graph.sub_to_spot, graph.num_nodes) if k is None else k
+    if k is not None:
+        return k
+    return torch.bincount(graph.sub_to_spot, minlength=graph.num_nodes).unsqueeze(-1).float()
 
 
 def spot_spacing(pos: Tensor, edge_index: Tensor) -> Tensor:
