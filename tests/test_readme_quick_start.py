@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_module
 from soscope.config import load_config
 from soscope.datasets import make_synthetic_tissue
 from soscope.datasets.spaceranger import write_spaceranger
-from soscope.pipeline import run
+from soscope.job import run
 from soscope.preprocess.cli import CONF_MODULE, preprocess
 
 matplotlib.use("Agg")

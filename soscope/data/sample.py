@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,12 @@ class SpotGraph(Data):
     @property
     def num_subspots(self) -> int:
         return int(self.sub_feat.size(0))
+
+
+def graph_on(graph: SpotGraph, device: torch.device | str) -> SpotGraph:
+    """`graph` on `device`, as a shallow copy: the caller's graph stays where it is (PyG's
+    `Data.to` moves a graph in place)."""
+    return copy.copy(graph).to(device)
 
 
 def subspot_counts(graph: SpotGraph) -> Tensor:

@@ -20,6 +20,7 @@ the negatives of the graph losses differ, drawn from the pairs the tile holds ex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +189,24 @@ class TiledSection(Dataset):
 
     def __getitem__(self, index: int) -> SpotGraph:
         return tile_graph(self.graph, self.tiles[index], self.counts, self.totals)
+
+
+class TilesOnDevice:
+    """A section's tiles moved to `device` one at a time as they are iterated (again and again:
+    inference passes over them once for the latents, once for the subspots)."""
+
+    def __init__(self, tiles: TiledSection, device: torch.device) -> None:
+        self.tiles, self.device = tiles, device
+
+    def __iter__(self) -> Iterator[SpotGraph]:
+        return (tile.to(self.device) for tile in self.tiles)
+
+
+def on_device(
+    tiles: TiledSection | None, device: torch.device
+) -> TiledSection | TilesOnDevice | None:
+    """`tiles` served on `device` (None stays None: the whole section is one batch)."""
+    return None if tiles is None else TilesOnDevice(tiles, device)
 
 
 def tile_graph(graph: SpotGraph, tile: Tile, counts: Tensor, totals: dict) -> SpotGraph:

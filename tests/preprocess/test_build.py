@@ -14,7 +14,7 @@ from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.graph import VISIUM_OFFSETS, lattice_edges
 from soscope.data.reference_io import read_reference_dir
 from soscope.datasets.spaceranger import HIRES_SCALE, tissue_counts, write_spaceranger
-from soscope.pipeline import run
+from soscope.job import run
 from soscope.preprocess.cli import preprocess
 from soscope.preprocess.layouts import cells_in_spots
 from tests.preprocess.fakes import hires, write_anndata
