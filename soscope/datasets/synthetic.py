@@ -1,4 +1,4 @@
-"""The embedded synthetic tissue (SPEC §5): domains at subspot scale, counts, an H&E image.
+"""The embedded synthetic tissue: domains at subspot scale, counts, an H&E image.
 
 Spatial domains are a warped Voronoi partition whose boundaries cut through spots, so spots mix
 domains and enhancement has something to find. Each domain has a marker program; a subspot's

@@ -1,4 +1,4 @@
-"""The aggregation benchmark's data (SPEC §5): fine-resolution units grouped into pseudo-spots.
+"""The aggregation benchmark's data: fine-resolution units grouped into pseudo-spots.
 
 Square grids group k×k blocks; the Visium hexagonal lattice groups a centre unit with its six
 neighbours. Only complete groups are kept, so every pseudo-spot has K units and the units keep
