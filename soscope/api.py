@@ -45,7 +45,7 @@ OUTPUT_KEYS = ("non_negative", "consistency", "predictive_sd_samples", "seed")
 
 
 def default_device() -> str:
-    """ "cuda" when PyTorch sees a GPU, else "cpu"."""
+    """What device="auto" means: "cuda" when PyTorch sees a GPU, else "cpu"."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
