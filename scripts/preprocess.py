@@ -1,7 +1,7 @@
 """Raw spatial data and its H&E image → a soscope dataset folder: `python scripts/preprocess.py --help`.
 
-The same command as `soscope-preprocess`; see soscope/conf_preprocess/preprocess.yaml and the README's
-"Preparing your own data".
+The same command as `soscope-preprocess`; see soscope/conf_preprocess/preprocess.yaml and the
+documentation's "Preparing your data".
 """
 
 from soscope.preprocess.cli import main

@@ -142,7 +142,7 @@ def train_job(cfg: DictConfig) -> float | None:
     """Train both stages and write the outputs; returns the held-out objective for sweepers."""
     # PyG's import-time notice about torch.jit says nothing to a user of this command.
     warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
-    from soscope.pipeline import run
+    from soscope.job import run
 
     try:
         check_config(cfg, command_overrides())

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
@@ -19,16 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from soscope.data.anndata_io import enhanced_anndata, spatial_library, write_h5ad_atomic
 from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
-from soscope.data.sample import Section
+from soscope.data.sample import Section, graph_on
+from soscope.data.tiles import on_device
 from soscope.evaluate.baselines import BASELINES, NEEDS_POSITIONS, run_baseline
 from soscope.evaluate.metrics import median_spacing, summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.plotting import plot_enhanced, plot_reconstruction
-from soscope.report import write_run_figures, write_summary
 from soscope.resume import attempt_version, check_checkpoint_fits, resume_point
 from soscope.training.base import LatentGraphModule
 from soscope.training.callbacks import StepSeed
-from soscope.training.loggers import finish, flatten, log_figure, log_summary
+from soscope.training.loggers import finish, log_figure
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 
@@ -128,12 +129,23 @@ def fit_stage(
     return trainer
 
 
+def inference_device(cfg: DictConfig) -> torch.device:
+    """Where the run's model infers: the GPU when it trained on one (`trainer.accelerator`
+    gpu or cuda) and one is present, else the CPU."""
+    on_gpu = cfg.trainer.get("accelerator") in ("gpu", "cuda")
+    return torch.device("cuda" if on_gpu and torch.cuda.is_available() else "cpu")
+
+
 def enhance(cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule) -> np.ndarray:
     """The enhanced profiles of the section, with the run's output options (tile by tile when
-    the run trains on tiles: the same result in the memory of one tile)."""
+    the run trains on tiles: the same result in the memory of one tile), computed on the
+    device the model trained on."""
+    device = inference_device(cfg)
     graph = datamodule.section.graph
-    tiles = datamodule.tiles(model.halo(), graph)
-    return model.cpu().enhance(graph, cfg.non_negative, cfg.consistency, tiles).numpy()
+    tiles = on_device(datamodule.tiles(model.halo(), graph), device)
+    options = (cfg.non_negative, cfg.consistency, tiles)
+    enhanced = model.to(device).enhance(graph_on(graph, device), *options)
+    return enhanced.cpu().numpy()
 
 
 def uncertainty_layers(
@@ -141,13 +153,16 @@ def uncertainty_layers(
 ) -> dict[str, np.ndarray]:
     """The .h5ad layers beside X: the predictive sd (when `predictive_sd_samples` > 0) and the
     model's mean before clipping and spot consistency."""
-    graph, model = datamodule.section.graph, model.cpu()
-    tiles = datamodule.tiles(model.halo(), graph)
-    layers = {"mean_unclipped": model.enhance(graph, non_negative=False, tiles=tiles).numpy()}
+    device = inference_device(cfg)
+    graph, model = datamodule.section.graph, model.to(device)
+    tiles = on_device(datamodule.tiles(model.halo(), graph), device)
+    graph = graph_on(graph, device)
+    mean = model.enhance(graph, non_negative=False, tiles=tiles)
+    layers = {"mean_unclipped": mean.cpu().numpy()}
     if cfg.predictive_sd_samples > 0:
         samples = cfg.predictive_sd_samples
         sd = model.predictive_sd(graph, cfg.consistency, samples, cfg.seed, tiles)
-        layers["sd"] = sd.numpy()
+        layers["sd"] = sd.cpu().numpy()
     return layers
 
 
@@ -301,46 +316,3 @@ def make_datamodule(cfg: DictConfig, section: Section | None = None) -> SpotData
         seed=cfg.seed,
         **loading,
     )
-
-
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Run the whole job described by `cfg`; returns the evaluation metrics and the objective.
-
-    The objective (for sweeps) is stage 2's held-out spot score when `validation.fraction` > 0,
-    else None.
-    """
-    print_lightning_once()
-    out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = make_datamodule(cfg)
-    model, trainer = train_both_stages(cfg, datamodule, out_dir)
-    if not trainer.is_global_zero:  # outputs and evaluation are rank 0's
-        return {"objective": None}
-    section = datamodule.section
-    enhanced = enhance(cfg, model, datamodule)
-    layers = uncertainty_layers(cfg, model, datamodule)
-    metrics: dict[str, Any] = evaluate_against_truth(section, enhanced, layers.get("sd"))
-    score = trainer.callback_metrics.get("soscope/val_heldout_pearson")
-    metrics["objective"] = float(score) if score is not None else None
-    write_outputs(cfg, section, enhanced, metrics, out_dir, layers)
-    report(cfg, section, metrics, out_dir)
-    print(format_metrics(metrics))
-    log.info("outputs written to %s", out_dir)
-    return metrics
-
-
-def report(cfg: DictConfig, section: Section, metrics: dict[str, Any], out_dir: Path) -> None:
-    """The run's figures and summary.md into the run folder; the evaluation numbers, the
-    objective and the figures into the experiment logger, in their own run."""
-    figures = write_run_figures(cfg, metrics, out_dir)
-    if cfg.get("logger"):
-        logger = stage_logger(cfg, "evaluation")
-        values = flatten({k: v for k, v in metrics.items() if isinstance(v, dict)}, "eval")
-        values["objective"] = metrics["objective"]
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        log_summary(logger, values, step=0)
-        for name, path in figures.items():
-            log_figure(logger, f"evaluation/{name}", path, step=0)
-        finish(logger)
-    write_summary(cfg, section, metrics, out_dir)

@@ -31,7 +31,8 @@ HIGHLIGHTS = (
 )
 FILE_NOTES = {
     "infer_subspot.npy": "enhanced profiles, one row per subspot (the original's output)",
-    "enhanced.h5ad": "the same as AnnData for scanpy/squidpy (see the README, *Outputs*)",
+    "enhanced.h5ad": "the same as AnnData for scanpy/squidpy (see the docs, *Outputs*)",
+    "enhanced.zarr": "the same as SpatialData: subspots as circles over the H&E image",
     "metrics.json": "soscope and the baselines against the ground truth; the objective",
     "enhanced.png": "spot input | ground truth | enhanced maps over the H&E image",
     "vgae.png": "stage 1: spot input | reconstruction",

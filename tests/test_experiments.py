@@ -14,7 +14,8 @@ from hydra.utils import instantiate
 
 from soscope.config import CONF_MODULE
 from soscope.data.tiles import tile_cells
-from soscope.pipeline import load_section, run
+from soscope.job import run
+from soscope.pipeline import load_section
 from soscope.training.soscope import SoScopeModule
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,12 +7,14 @@ import anndata as ad
 import matplotlib
 import numpy as np
 import pytest
+import spatialdata as sd
 
 from soscope.config import load_config
 from soscope.datasets import make_synthetic_tissue
 from soscope.evaluate.baselines import BASELINES
 from soscope.evaluate.metrics import median_spacing
-from soscope.pipeline import run, subspot_library, write_outputs
+from soscope.job import run
+from soscope.pipeline import subspot_library, write_outputs
 
 matplotlib.use("Agg")
 TINY = ["data.n_rows=5", "data.n_cols=5", "model.z_dim=16", "model.hidden=32"]
@@ -85,9 +87,16 @@ def test_the_run_folder_holds_figures_and_a_summary(run_dir):
     assert f"| soscope | {metrics['soscope']['median_pearson']:.4f} |" in summary
     for method in BASELINES:
         assert f"| {method} |" in summary
-    for name in ("enhanced.h5ad", "infer_subspot.npy", "loss_curves.png", "checkpoints/"):
+    for name in ("enhanced.h5ad", "enhanced.zarr/", "infer_subspot.npy", "checkpoints/"):
         assert f"`{name}`" in summary
     assert "`likelihood.name=nb`" in summary and "`epochs.soscope=3`" in summary
+
+
+def test_the_run_folder_holds_the_subspots_as_spatialdata(run_dir, enhanced):
+    sdata = sd.read_zarr(run_dir / "enhanced.zarr")
+    assert len(sdata.shapes["subspots"]) == N_SUBSPOTS
+    np.testing.assert_array_equal(sdata.tables["table"].X, enhanced.X)
+    assert "image" in sdata.images
 
 
 def test_extra_layers_are_written_beside_x(tmp_path):

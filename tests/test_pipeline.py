@@ -8,11 +8,13 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
-from soscope.config import CONF_MODULE
+from soscope.config import CONF_MODULE, load_config
 from soscope.evaluate.baselines import BASELINES
-from soscope.pipeline import neighbourhood_mode, run
+from soscope.job import run
+from soscope.pipeline import inference_device, neighbourhood_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
@@ -121,3 +123,12 @@ def test_neighbourhood_options_fall_back_to_none_without_positions(tiny_tissue, 
         assert neighbourhood_mode(key, "interp", section) == "none"
     assert f"model.{key}=interp needs spot and subspot positions" in caplog.text
     assert neighbourhood_mode(key, "none", section) == "none"
+
+
+def test_inference_runs_on_the_device_the_model_trained_on(tmp_path, monkeypatch):
+    assert inference_device(load_config("trainer=cpu", output_dir=tmp_path)).type == "cpu"
+    gpu = load_config("trainer=gpu", output_dir=tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device(gpu).type == "cpu"  # no GPU here: the CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert inference_device(gpu).type == "cuda"

@@ -14,9 +14,9 @@ from hydra import compose, initialize_config_module
 
 from soscope.config import load_config
 from soscope.datasets import make_synthetic_tissue
-from soscope.pipeline import run
+from soscope.datasets.spaceranger import write_spaceranger
+from soscope.job import run
 from soscope.preprocess.cli import CONF_MODULE, preprocess
-from tests.preprocess.fakes import write_spaceranger
 
 matplotlib.use("Agg")
 README = Path(__file__).resolve().parents[1] / "README.md"

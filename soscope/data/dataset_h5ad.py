@@ -38,10 +38,8 @@ from soscope.io_utils import atomic_path
 GRAPH, SUBSPOTS, META = "soscope_graph", "soscope_subspots", "soscope_meta"
 
 
-def write_dataset_h5ad(
-    section: Section, path: str | Path, layers: dict[str, np.ndarray] | None = None
-) -> None:
-    """Write a section as one dataset `.h5ad` (atomically), with extra spot × feature `layers`."""
+def dataset_anndata(section: Section, layers: dict[str, np.ndarray] | None = None) -> ad.AnnData:
+    """A section as a dataset AnnData (the layout above), with extra spot × feature `layers`."""
     graph = section.graph
     n = graph.num_spots
     rows = edge_rows(graph.edge_index, graph.edge_weight)
@@ -67,8 +65,15 @@ def write_dataset_h5ad(
     adata.obsp[GRAPH] = adjacency
     if getattr(graph, "pos", None) is not None:
         adata.obsm["spatial"] = graph.pos.numpy()
+    return adata
+
+
+def write_dataset_h5ad(
+    section: Section, path: str | Path, layers: dict[str, np.ndarray] | None = None
+) -> None:
+    """Write a section as one dataset `.h5ad` (atomically), with extra spot × feature `layers`."""
     with atomic_path(path) as tmp:
-        adata.write_h5ad(tmp)
+        dataset_anndata(section, layers).write_h5ad(tmp)
 
 
 def read_h5ad_checked(path: str | Path) -> ad.AnnData:
@@ -90,7 +95,7 @@ def _required(adata: ad.AnnData, path: Path, where: str, key: str):
             path,
             f"is not a soscope dataset (no uns['{SUBSPOTS}']): make one from this AnnData with "
             f"`soscope-preprocess input=anndata input.path={path} out=<folder>`, then train "
-            "with data.path=<folder>/dataset.h5ad",
+            "with data.path=<folder>/dataset.h5ad (in Python: soscope.read_anndata(adata))",
         )
     store = adata.uns.get(SUBSPOTS, {}) if where == "uns" else getattr(adata, where)
     if not hasattr(store, "keys") or key not in store:
@@ -150,7 +155,18 @@ def read_dataset_h5ad(
 ) -> Section:
     """Read and validate a dataset `.h5ad` into a `Section` (graphs with self-loops added)."""
     path = Path(path)
-    adata = read_h5ad_checked(path)
+    return dataset_section(read_h5ad_checked(path), path, likelihood, protein_dim, path.stem)
+
+
+def dataset_section(
+    adata: ad.AnnData,
+    path: str | Path = "AnnData",
+    likelihood: str | None = None,
+    protein_dim: int = 0,
+    name: str = "section",
+) -> Section:
+    """Validate a dataset AnnData (the layout above) into a `Section` named `name` (graphs with
+    self-loops added); errors name `path`, where the AnnData came from."""
     x = _matrix(adata.X, f"{path} X")
     n = x.shape[0]
     names = [str(name) for name in adata.var_names]
@@ -192,6 +208,6 @@ def read_dataset_h5ad(
         truth=truth,
         image=image,
         image_scale=image_scale,
-        name=path.stem,
+        name=name,
         meta=meta,
     )

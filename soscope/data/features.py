@@ -6,7 +6,7 @@ the features to `hidden` (128) values, so it can use at most 128 directions of f
 anyway; projecting the features once onto their top k principal directions (k ≥ hidden) keeps
 the directions that carry the variance, at k/D of the step's feature work and memory. The
 projection is uncentred (top right singular vectors), so the decoder's input stays linear in
-the features and the (2 − 1/K) weighting of SPEC §3 means the same.
+the features and the decoder's (2 − 1/K) weighting of image features means the same.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Spot and subspot graphs: lattice or k-nearest neighbours, weighted by feature similarity.
 
-The rule (the original's BuildGraph, SPEC §2): neighbours come from the platform's lattice on
+The rule (the original's BuildGraph): neighbours come from the platform's lattice on
 integer array coordinates (or from k nearest neighbours for irregular positions), and an edge
 with feature distance d gets weight exp((λ − d)/δ), λ the minimum neighbour distance and
 δ = (median − λ)/ln(scale), so the closest pair weighs 1 and the median pair 1/scale.

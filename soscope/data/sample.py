@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-
-from soscope.models.aggregation import spot_counts
 
 
 class SpotGraph(Data):
@@ -44,11 +43,19 @@ class SpotGraph(Data):
         return int(self.sub_feat.size(0))
 
 
+def graph_on(graph: SpotGraph, device: torch.device | str) -> SpotGraph:
+    """`graph` on `device`, as a shallow copy: the caller's graph stays where it is (PyG's
+    `Data.to` moves a graph in place)."""
+    return copy.copy(graph).to(device)
+
+
 def subspot_counts(graph: SpotGraph) -> Tensor:
     """K_i of each spot as an N×1 float column: a tile's `spot_k` (the counts in the whole
     section, since a tile leaves out its halo spots' subspots), else counted from `sub_to_spot`."""
     k = getattr(graph, "spot_k", None)
-    return spot_counts(graph.sub_to_spot, graph.num_nodes) if k is None else k
+    if k is not None:
+        return k
+    return torch.bincount(graph.sub_to_spot, minlength=graph.num_nodes).unsqueeze(-1).float()
 
 
 def spot_spacing(pos: Tensor, edge_index: Tensor) -> Tensor:
@@ -58,6 +65,15 @@ def spot_spacing(pos: Tensor, edge_index: Tensor) -> Tensor:
     if not bool(keep.any()):
         return torch.ones((), dtype=pos.dtype, device=pos.device)
     return (pos[src[keep]] - pos[dst[keep]]).norm(dim=-1).median().clamp(min=1e-6)
+
+
+def section_spacing(graph: SpotGraph) -> Tensor | None:
+    """The spot spacing of `graph`'s section, for the neighbourhood kernels: a tile carries its
+    section's (`soscope.data.tiles`), a whole section measures its own; None without positions."""
+    spacing = getattr(graph, "spacing", None)
+    if spacing is not None or getattr(graph, "pos", None) is None:
+        return spacing
+    return spot_spacing(graph.pos.float(), graph.edge_index)
 
 
 def fixed_layout(num_spots: int, k: int) -> Tensor:

@@ -20,6 +20,7 @@ the negatives of the graph losses differ, drawn from the pairs the tile holds ex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,47 +49,6 @@ class Tile:
     sub_edge_ids: Tensor
 
 
-@dataclass(frozen=True)
-class LossScope:
-    """What one batch's loss covers, and the section totals that make it a share of the
-    full-graph loss: the mean of the shares over the `tiles` of an epoch is the whole."""
-
-    own: Tensor | None  # spots scored (None: all)
-    exact: Tensor | None  # spots whose latent is exact (None: all)
-    sub_own: Tensor | None  # subspots scored (None: all)
-    spots: int
-    train_spots: int
-    subspots: int
-    sub_weight: Tensor
-    tiles: int
-
-    def spot_mean(self, values: Tensor, train: Tensor | None = None) -> Tensor:
-        """This batch's share of the section mean of `values` (over training spots if given)."""
-        keep = train if self.own is None else (self.own if train is None else self.own & train)
-        total = self.spots if train is None else self.train_spots
-        chosen = values if keep is None else values[keep]
-        return chosen.sum() * self.tiles / total
-
-    def own_edges(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
-        """The edges whose first endpoint is an own spot."""
-        if self.own is None:
-            return edge_index, edge_weight
-        keep = self.own[edge_index[0]]
-        return edge_index[:, keep], edge_weight[keep]
-
-
-def _ids(mask: Tensor | None) -> Tensor | None:
-    """The row ids a mask selects (None: all rows)."""
-    return None if mask is None else mask.nonzero().squeeze(-1)
-
-
-def rows_and_pool(scope: LossScope, level: str) -> tuple[Tensor | None, Tensor | None]:
-    """Row ids scored and the exact pool of negatives at `level` ("spot" or "subspot")."""
-    if level == "spot":
-        return _ids(scope.own), _ids(scope.exact)
-    return _ids(scope.sub_own), None
-
-
 def spots_of(batch: SpotGraph) -> Tensor | slice:
     """Section ids of a batch's spots (all of them, in order, for a whole section)."""
     ids = getattr(batch, "global_spot", None)
@@ -105,25 +65,6 @@ def own_rows(batch: SpotGraph, level: str) -> tuple[Tensor | slice, Tensor | sli
     if own is None:
         return slice(None), slice(None)
     return ids[own], own
-
-
-def loss_scope(batch: SpotGraph) -> LossScope:
-    """The scope of a tile batch, or of a whole section (everything own, one tile)."""
-    if getattr(batch, "own", None) is not None:
-        return LossScope(
-            batch.own,
-            batch.exact,
-            batch.sub_own,
-            int(batch.section_spots),
-            int(batch.section_train_spots),
-            int(batch.section_subspots),
-            torch.as_tensor(batch.section_sub_weight, dtype=torch.float32),
-            int(batch.n_tiles),
-        )
-    val_mask = getattr(batch, "val_mask", None)
-    n = batch.num_nodes
-    train = n if val_mask is None else int((~val_mask).sum())
-    return LossScope(None, None, None, n, train, batch.num_subspots, batch.sub_edge_weight.sum(), 1)
 
 
 def tile_cells(pos: np.ndarray | None, n_spots: int, tile_size: int) -> list[np.ndarray]:
@@ -240,12 +181,32 @@ class TiledSection(Dataset):
         self.tiles = make_tiles(graph, tile_size, encoder_layers, context_hops)
         self.counts = subspot_counts(graph)
         self.totals = section_totals(graph, len(self.tiles))
+        if getattr(graph, "pos", None) is not None:  # the kernels' spot spacing: the section's
+            self.totals["spacing"] = spot_spacing(graph.pos.float(), graph.edge_index)
 
     def __len__(self) -> int:
         return len(self.tiles)
 
     def __getitem__(self, index: int) -> SpotGraph:
         return tile_graph(self.graph, self.tiles[index], self.counts, self.totals)
+
+
+class TilesOnDevice:
+    """A section's tiles moved to `device` one at a time as they are iterated (again and again:
+    inference passes over them once for the latents, once for the subspots)."""
+
+    def __init__(self, tiles: TiledSection, device: torch.device) -> None:
+        self.tiles, self.device = tiles, device
+
+    def __iter__(self) -> Iterator[SpotGraph]:
+        return (tile.to(self.device) for tile in self.tiles)
+
+
+def on_device(
+    tiles: TiledSection | None, device: torch.device
+) -> TiledSection | TilesOnDevice | None:
+    """`tiles` served on `device` (None stays None: the whole section is one batch)."""
+    return None if tiles is None else TilesOnDevice(tiles, device)
 
 
 def tile_graph(graph: SpotGraph, tile: Tile, counts: Tensor, totals: dict) -> SpotGraph:
@@ -276,19 +237,16 @@ def tile_graph(graph: SpotGraph, tile: Tile, counts: Tensor, totals: dict) -> Sp
 
 
 def section_totals(graph: SpotGraph, n_tiles: int) -> dict[str, Any]:
-    """The section-wide sizes a tile's loss is normalised by, its spot spacing and its mean
-    profile over the training spots (`level`)."""
-    scope = loss_scope(graph)
+    """The section-wide sizes a tile's loss is normalised by (`soscope.training.scope`) and
+    its mean profile over the training spots (`level`, the image path's starting point)."""
     val_mask = getattr(graph, "val_mask", None)
+    n = graph.num_nodes
     train_x = graph.x if val_mask is None else graph.x[~val_mask]
-    totals: dict[str, Any] = {
-        "section_spots": scope.spots,
-        "section_train_spots": scope.train_spots,
-        "section_subspots": scope.subspots,
-        "section_sub_weight": float(scope.sub_weight),
+    return {
+        "section_spots": n,
+        "section_train_spots": n if val_mask is None else int((~val_mask).sum()),
+        "section_subspots": graph.num_subspots,
+        "section_sub_weight": float(graph.sub_edge_weight.sum()),
         "n_tiles": n_tiles,
         "level": train_x.float().mean(0),
     }
-    if getattr(graph, "pos", None) is not None:
-        totals["spacing"] = spot_spacing(graph.pos.float(), graph.edge_index)
-    return totals

@@ -1,4 +1,4 @@
-"""The embedded synthetic tissue (SPEC §5): domains at subspot scale, counts, an H&E image.
+"""The embedded synthetic tissue: domains at subspot scale, counts, an H&E image.
 
 Spatial domains are a warped Voronoi partition whose boundaries cut through spots, so spots mix
 domains and enhancement has something to find. Each domain has a marker program; a subspot's
@@ -171,7 +171,9 @@ def make_synthetic_tissue(
     if constant_image:
         sub_feat = np.zeros_like(sub_feat)
 
-    graph = _assemble(platform, array_coords, spot_pos, layout, x, truth, sub_feat, graph_scale)
+    graph = assemble_graph(
+        platform, array_coords, spot_pos, layout, x, truth, sub_feat, graph_scale
+    )
     is_joint = likelihood in JOINT_LIKELIHOODS
     return SyntheticTissue(
         graph=graph,
@@ -275,7 +277,7 @@ def _block_sizes(likelihood: str, n_features: int, protein_dim: int) -> tuple[in
     }[likelihood]
 
 
-def _assemble(
+def assemble_graph(
     platform: str,
     array_coords: np.ndarray,
     spot_pos: np.ndarray,
@@ -285,7 +287,9 @@ def _assemble(
     sub_feat: np.ndarray,
     scale: float,
 ) -> SpotGraph:
-    """The `SpotGraph`: spot graph A from profiles, subspot graph W from image features."""
+    """The `SpotGraph` of a tissue on `platform`'s lattice: spot graph A from the profiles `x`,
+    subspot graph W from the image features, the subspot `truth` alongside (also used for the
+    aggregation benchmark's pseudo-spots, `soscope.evaluate.pseudospots`)."""
     edges, weights = add_remaining_self_loops(
         *build_spot_graph(array_coords, x, SPOT_LATTICE[platform], scale),
         fill_value=1.0,

@@ -1,4 +1,4 @@
-"""Agreement between enhanced and ground-truth subspot profiles (SPEC §5).
+"""Agreement between enhanced and ground-truth subspot profiles.
 
 Per-feature scores are NaN where a feature is constant (or not finite) on either side, and the
 summaries take nan-aware medians over the features that can be scored.

@@ -1,4 +1,4 @@
-"""The aggregation benchmark's data (SPEC §5): fine-resolution units grouped into pseudo-spots.
+"""The aggregation benchmark's data: fine-resolution units grouped into pseudo-spots.
 
 Square grids group k×k blocks; the Visium hexagonal lattice groups a centre unit with its six
 neighbours. Only complete groups are kept, so every pseudo-spot has K units and the units keep
@@ -11,7 +11,7 @@ import numpy as np
 
 from soscope.data.graph import lattice_edges, platform_offsets
 from soscope.data.sample import Section
-from soscope.datasets.synthetic import _assemble
+from soscope.datasets.synthetic import assemble_graph
 from soscope.evaluate.metrics import median_spacing
 from soscope.preprocess.layouts import SubspotLayout
 
@@ -100,7 +100,7 @@ def make_pseudospots(
     )
     spot_pos = pos[groups].mean(axis=1)
     sub_feat = feat[units].astype(np.float32)
-    graph = _assemble(platform, spot_coords, spot_pos, layout, x, truth, sub_feat, scale)
+    graph = assemble_graph(platform, spot_coords, spot_pos, layout, x, truth, sub_feat, scale)
     return Section(
         graph=graph,
         feature_names=feature_names or [f"feature_{g}" for g in range(values.shape[1])],

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch_geometric.data import Data
 
-from soscope.data.sample import SpotGraph, spot_spacing
 from soscope.models.consistency import rescale_to_spots
 from soscope.models.likelihoods import Likelihood
 
@@ -62,8 +62,9 @@ def interpolation_weights(pairs: Tensor, pos: Tensor, sub_pos: Tensor, sigma: Te
     return weight / total[subs]
 
 
-def interpolation_kernel(batch: SpotGraph, dtype: torch.dtype) -> Tensor:
-    """Sparse M×N kernel: each subspot's Gaussian weights on its spot and that spot's neighbours.
+def interpolation_kernel(batch: Data, spacing: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """Sparse M×N kernel: each subspot's Gaussian weights on its spot and that spot's neighbours,
+    σ a fixed fraction of the section's spot `spacing` (pixels).
 
     Its indices are valid by construction, so torch's invariant checks are not needed.
     """
@@ -76,30 +77,22 @@ def interpolation_kernel(batch: SpotGraph, dtype: torch.dtype) -> Tensor:
         )
     pos, sub_pos = pos.to(dtype), sub_pos.to(dtype)
     pairs = neighbourhood_pairs(batch.edge_index, batch.sub_to_spot, batch.num_nodes)
-    weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * section_spacing(batch, dtype))
+    weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * spacing.to(dtype))
     shape = (len(sub_pos), batch.num_nodes)
     return torch.sparse_coo_tensor(pairs.flip(0), weight, shape, check_invariants=False)
 
 
-def section_spacing(batch: SpotGraph, dtype: torch.dtype) -> Tensor:
-    """The spot spacing: a tile carries its section's, a whole section measures its own."""
-    spacing = getattr(batch, "spacing", None)
-    if spacing is None:
-        return spot_spacing(batch.pos.to(dtype), batch.edge_index)
-    return spacing.to(dtype)
-
-
-def subspot_context(batch: SpotGraph, z: Tensor) -> Tensor:
+def subspot_context(batch: Data, z: Tensor, spacing: Tensor | None) -> Tensor:
     """M × (z_dim + 2): interpolated neighbour latent minus the own spot's, and the offset."""
     # A sparse kernel times Z: no per-subspot copies of the neighbours' latents, forward or
     # backward.
-    interpolated = torch.sparse.mm(interpolation_kernel(batch, z.dtype), z)
+    interpolated = torch.sparse.mm(interpolation_kernel(batch, spacing, z.dtype), z)
     parent = batch.sub_to_spot
-    offset = (batch.sub_pos - batch.pos[parent]).to(z.dtype) / section_spacing(batch, z.dtype)
+    offset = (batch.sub_pos - batch.pos[parent]).to(z.dtype) / spacing.to(z.dtype)
     return torch.cat([interpolated - z[parent], offset], dim=-1)
 
 
-def share_prior(batch: SpotGraph, likelihood: Likelihood) -> Tensor:
+def share_prior(batch: Data, likelihood: Likelihood, spacing: Tensor | None) -> Tensor:
     """M×G: how the neighbourhood says each spot's profile spreads over its subspots.
 
     The observed spot profiles interpolated at each subspot centre, relative to their mean over
@@ -109,7 +102,7 @@ def share_prior(batch: SpotGraph, likelihood: Likelihood) -> Tensor:
     learns what the image adds.
     """
     x = batch.x.float()
-    interpolated = torch.sparse.mm(interpolation_kernel(batch, x.dtype), x)
+    interpolated = torch.sparse.mm(interpolation_kernel(batch, spacing, x.dtype), x)
     unit = torch.zeros_like(x)
     for block, part in zip(likelihood.blocks, likelihood.split(unit), strict=True):
         part.fill_(1.0 if block.is_count else 0.0)

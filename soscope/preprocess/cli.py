@@ -11,54 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from soscope.config import check_mandatory
 from soscope.errors import SoScopeInputError, exit_with
-from soscope.preprocess.build import BuiltDataset, build_dataset
+from soscope.preprocess.build import BuiltDataset
 from soscope.preprocess.output import DATASET_H5AD, check_output, write_dataset
+from soscope.preprocess.prepare import CONF_MODULE, build_from_config
 from soscope.preprocess.timing import StepTimer
-
-CONF_MODULE = "soscope.conf_preprocess"
 
 
 def preprocess(cfg: DictConfig) -> tuple[BuiltDataset, dict[str, float]]:
     """Read, build and write the dataset `cfg` describes; returns it and the seconds per step."""
     check_mandatory(cfg)
     timer = StepTimer()
-    out = check_output(cfg.out, cfg.overwrite)
-    with timer("image model"):
-        extractor = build(cfg.features)
-    with timer("read"):
-        raw = build(cfg.input)
-    built = build_dataset(
-        raw,
-        build(cfg.layout),
-        extractor,
-        genes=OmegaConf.to_container(cfg.genes, resolve=True),
-        graph_scale=cfg.graph.scale,
-        standardize=cfg.standardize_features,
-        cache_dir=cfg.cache_dir,
-        timer=timer,
-        name=out.name,
-    )
+    check_output(cfg.out, cfg.overwrite)
+    built = build_from_config(cfg, timer)
     built.summary["seconds"] = dict(timer.seconds)
     with timer("write"):
-        write_dataset(built, out, cfg.overwrite)
+        write_dataset(built, cfg.out, cfg.overwrite)
     return built, timer.seconds
-
-
-def build(config: DictConfig) -> Any:
-    """`hydra.utils.instantiate`, letting our input errors through as they are (Hydra wraps
-    every exception of a target in its own, message and all)."""
-    try:
-        return instantiate(config)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, SoScopeInputError):
-            raise err.__cause__ from None
-        raise
 
 
 def format_summary(

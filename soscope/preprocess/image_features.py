@@ -1,6 +1,6 @@
 """Weight-free image features of subspot patches: colour and texture statistics.
 
-The fallback to a pretrained extractor (SPEC §2 names Inception-v3): no weights file, no
+The fallback to a pretrained extractor (Inception-v3, as the original uses): no weights file, no
 network, deterministic, and fast on a CPU. Centres are (x, y) pixels like every position in
 soscope (x the column, y the row: pixel (x, y) is `image[y, x]`). The patch of size P around
 (x, y) spans columns round(x) − P//2 … round(x) − P//2 + P − 1 (rows likewise); past the image

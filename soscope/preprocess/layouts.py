@@ -1,4 +1,4 @@
-"""Where the subspots of each spot lie (SPEC §2), in full-resolution image pixels.
+"""Where the subspots of each spot lie, in full-resolution image pixels.
 
 Positions are (x, y): x the column and y the row of the image, as in AnnData's
 `obsm['spatial']`; pixel (x, y) is `image[y, x]`. Subspots of spot i are rows i·K … i·K+K−1

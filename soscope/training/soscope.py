@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soscope.data.sample import SpotGraph, subspot_counts
-from soscope.data.tiles import loss_scope, own_rows, rows_and_pool, spots_of
+from soscope.data.sample import SpotGraph, section_spacing, subspot_counts
+from soscope.data.tiles import own_rows, spots_of
 from soscope.models.aggregation import aggregate_mean
 from soscope.models.consistency import (
     CONSISTENCY_MODES,
@@ -30,6 +30,7 @@ from soscope.models.losses import (
 )
 from soscope.training.base import LatentGraphModule
 from soscope.training.schedules import ExponentialSchedule
+from soscope.training.scope import loss_scope, rows_and_pool
 
 GAMMA_MODES = ("loss", "lr")
 
@@ -125,12 +126,12 @@ class SoScopeModule(LatentGraphModule):
         k_sub = subspot_counts(batch)[batch.sub_to_spot]
         context = None
         if self.hparams.subspot_context != "none":
-            context = subspot_context(batch, z)
+            context = subspot_context(batch, z, section_spacing(batch))
         feat = batch.sub_feat if self.hparams.decoder_features else batch.sub_feat[:, :0]
         raw = self.decoder(z[batch.sub_to_spot], feat, k_sub, context)
         prior = None
         if self.hparams.share_prior != "none":
-            prior = share_prior(batch, self.likelihood).to(raw.dtype)
+            prior = share_prior(batch, self.likelihood, section_spacing(batch)).to(raw.dtype)
         eta = self.image_eta(batch) if eta is None else eta
         if eta is not None:
             shares = image_shares(

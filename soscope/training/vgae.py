@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from soscope.data.sample import SpotGraph, subspot_counts
-from soscope.data.tiles import loss_scope, rows_and_pool
 from soscope.models.decoders import SpotDecoder
 from soscope.training.base import LatentGraphModule
+from soscope.training.scope import loss_scope, rows_and_pool
 
 
 class VGAEModule(LatentGraphModule):

@@ -6,7 +6,7 @@ from torch.distributions import Normal
 
 import soscope.models.losses as losses
 from soscope.data.datamodule import SpotDataModule
-from soscope.data.tiles import TiledSection, tile_cells
+from soscope.data.tiles import TiledSection, on_device, tile_cells
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 from tests.training.test_modules import fit, module_args
@@ -105,6 +105,15 @@ def test_tiled_inference_equals_full_inference(section, neighbourhood):
             model.predictive_sd(graph, consistency, n_samples=3, seed=2, tiles=tiles),
             model.predictive_sd(graph, consistency, n_samples=3, seed=2),
         )
+
+
+def test_tiles_on_a_device_can_be_passed_over_twice(section):
+    tiles = TiledSection(section.graph, 10, 3, 0)
+    moved = on_device(tiles, torch.device("cpu"))
+    assert (
+        [t.num_nodes for t in moved] == [t.num_nodes for t in moved] == [t.num_nodes for t in tiles]
+    )
+    assert on_device(None, torch.device("cpu")) is None
 
 
 def test_tiled_training_runs_an_epoch_of_tiles_with_float16_features(section):

@@ -1,12 +1,11 @@
 import pytest
 import torch
 
-from soscope.data.sample import make_spot_graph
+from soscope.data.sample import make_spot_graph, section_spacing, spot_spacing
 from soscope.models.context import (
     context_width,
     neighbourhood_pairs,
     share_prior,
-    spot_spacing,
     subspot_context,
 )
 from soscope.models.likelihoods import make_likelihood
@@ -52,7 +51,7 @@ def test_each_subspot_meets_its_spot_and_the_spots_neighbours():
 def test_context_interpolates_neighbour_latents_and_gives_offsets():
     graph = line_graph()
     z = torch.tensor([[0.0], [1.0], [5.0]])
-    context = subspot_context(graph, z)
+    context = subspot_context(graph, z, section_spacing(graph))
     assert context.shape == (6, 3)
     torch.testing.assert_close(context[:, 1:], torch.tensor([[-0.2, 0.0], [0.2, 0.0]]).repeat(3, 1))
     pull = context[:, 0]
@@ -69,22 +68,22 @@ def test_context_interpolates_neighbour_latents_and_gives_offsets():
 
 def test_context_needs_positions():
     with pytest.raises(ValueError, match="positions"):
-        subspot_context(line_graph(with_positions=False), torch.zeros(3, 1))
+        subspot_context(line_graph(with_positions=False), torch.zeros(3, 1), None)
 
 
 def test_share_prior_spreads_each_spot_as_the_neighbourhood_says():
     graph = line_graph()
     graph.x = torch.tensor([[1.0, 0.0], [2.0, 0.0], [8.0, 0.0]])
-    prior = share_prior(graph, make_likelihood("poisson", 2))
+    prior = share_prior(graph, make_likelihood("poisson", 2), section_spacing(graph))
     # Ratios average to one per spot; a spot rises toward a higher neighbour.
     torch.testing.assert_close(prior[:, 0].view(3, 2).mean(1), torch.ones(3))
     assert prior[1, 0] > prior[0, 0] and prior[3, 0] > prior[2, 0] and prior[4, 0] < prior[5, 0]
     assert torch.all(prior[:, 1] == 1)  # a feature that is zero everywhere is split equally
-    gaussian = share_prior(graph, make_likelihood("gaussian", 2))
+    gaussian = share_prior(graph, make_likelihood("gaussian", 2), section_spacing(graph))
     torch.testing.assert_close(gaussian[:, 0].view(3, 2).sum(1), torch.zeros(3))
     assert gaussian[1, 0] > 0 > gaussian[0, 0]
 
 
 def test_share_prior_needs_positions():
     with pytest.raises(ValueError, match="positions"):
-        share_prior(line_graph(with_positions=False), make_likelihood("poisson", 2))
+        share_prior(line_graph(with_positions=False), make_likelihood("poisson", 2), None)

@@ -13,10 +13,11 @@ from soscope.config import CONF_MODULE
 from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.graph import VISIUM_OFFSETS, lattice_edges
 from soscope.data.reference_io import read_reference_dir
-from soscope.pipeline import run
+from soscope.datasets.spaceranger import HIRES_SCALE, tissue_counts, write_spaceranger
+from soscope.job import run
 from soscope.preprocess.cli import preprocess
 from soscope.preprocess.layouts import cells_in_spots
-from tests.preprocess.fakes import HIRES_SCALE, hires, spot_counts, write_anndata, write_spaceranger
+from tests.preprocess.fakes import hires, write_anndata
 
 ROOT = Path(__file__).resolve().parents[2]
 N_KEPT = 35  # the fakes mark the last of 36 spots outside the tissue
@@ -79,7 +80,7 @@ def test_space_ranger_folder_to_a_trained_model(tmp_path, visium_tissue, preproc
     torch.testing.assert_close(graph.x, section.graph.x)
 
     genes = [visium_tissue.feature_names.index(name) for name in section.feature_names]
-    counts = spot_counts(visium_tissue)[:N_KEPT][:, genes]
+    counts = tissue_counts(visium_tissue)[:N_KEPT][:, genes]
     np.testing.assert_allclose(graph.x.numpy() * 7, counts, rtol=1e-6)
     np.testing.assert_allclose(built.counts, counts)
     np.testing.assert_allclose(graph.pos.numpy(), np.rint(visium_tissue.spot_pos[:N_KEPT]))
@@ -172,7 +173,9 @@ def test_bayesspace_six_and_given_cells(tmp_path, visium_tissue, preprocess_conf
     per_spot = np.bincount(cells.sub_to_spot)[:N_KEPT]
     np.testing.assert_array_equal(np.bincount(section.graph.sub_to_spot.numpy()), per_spot)
     np.testing.assert_allclose(
-        section.graph.x.numpy() * per_spot[:, None], spot_counts(visium_tissue)[:N_KEPT], rtol=1e-6
+        section.graph.x.numpy() * per_spot[:, None],
+        tissue_counts(visium_tissue)[:N_KEPT],
+        rtol=1e-6,
     )
     assert built.summary["subspots_per_spot"] == 0
 

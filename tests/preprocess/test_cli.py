@@ -2,7 +2,7 @@
 
 import json
 
-from tests.preprocess.fakes import write_spaceranger
+from soscope.datasets.spaceranger import write_spaceranger
 
 
 def test_the_command_prints_a_summary(tmp_path, visium_tissue, run_command, capsys):

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from soscope.datasets.spaceranger import write_spaceranger
 from soscope.errors import INPUT_ERROR_STATUS, SoScopeInputError
 from soscope.preprocess import cli
-from tests.preprocess.fakes import write_anndata, write_csv_pair, write_spaceranger
+from tests.preprocess.fakes import write_anndata, write_csv_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,26 +5,24 @@ import pandas as pd
 import pytest
 
 from soscope.datasets import make_synthetic_tissue
-from soscope.errors import SoScopeInputError
-from soscope.preprocess.readers import read_anndata, read_csv_pair, read_spaceranger
-from tests.preprocess.fakes import (
+from soscope.datasets.spaceranger import (
     HIRES_SCALE,
     LOWRES_SCALE,
-    hires,
     positions_table,
     save_png,
-    spot_counts,
-    write_anndata,
-    write_csv_pair,
+    tissue_counts,
     write_spaceranger,
 )
+from soscope.errors import SoScopeInputError
+from soscope.preprocess.readers import read_anndata, read_csv_pair, read_spaceranger
+from tests.preprocess.fakes import hires, write_anndata, write_csv_pair
 
 
 def expected_spots(tissue):
     """Everything but the last spot, which the fakes mark outside the tissue."""
     table = positions_table(tissue).iloc[: len(tissue.spot_pos) - 1]
     xy = table[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(float)
-    return list(table.barcode), xy, spot_counts(tissue)[:-1]
+    return list(table.barcode), xy, tissue_counts(tissue)[:-1]
 
 
 @pytest.mark.parametrize("header", [True, False])
@@ -115,7 +113,7 @@ def test_counts_and_positions_csv(tmp_path, visium_tissue):
     raw = read_csv_pair(counts, positions)
     table = positions_table(visium_tissue).iloc[: len(visium_tissue.spot_pos)]
     assert raw.barcodes == list(table.barcode) and raw.image is None
-    np.testing.assert_array_equal(raw.counts.toarray(), spot_counts(visium_tissue))
+    np.testing.assert_array_equal(raw.counts.toarray(), tissue_counts(visium_tissue))
     np.testing.assert_array_equal(raw.array_coords, visium_tissue.array_coords)
     assert "imagecol, imagerow" in raw.frame
 

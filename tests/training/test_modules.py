@@ -4,6 +4,7 @@ import torch
 from torch.distributions import Normal
 
 from soscope.data.datamodule import SpotDataModule
+from soscope.data.sample import section_spacing
 from soscope.models.aggregation import aggregate, spot_counts
 from soscope.models.consistency import rescale_to_spots
 from soscope.models.context import share_prior
@@ -128,7 +129,10 @@ def test_share_prior_spreads_spots_as_the_interpolation_says_without_an_image(ti
     assert torch.isfinite(loss) and model.decoder.net[0].weight.grad.abs().sum() > 0
     enhanced = model.enhance(graph, consistency="rescale")
     expected = rescale_to_spots(
-        model.likelihood, share_prior(graph, model.likelihood), graph.x, graph.sub_to_spot
+        model.likelihood,
+        share_prior(graph, model.likelihood, section_spacing(graph)),
+        graph.x,
+        graph.sub_to_spot,
     )
     torch.testing.assert_close(enhanced, expected, rtol=1e-4, atol=1e-5)
     first_spot = enhanced[graph.sub_to_spot == 0]
