@@ -58,12 +58,11 @@ from soscope.evaluate.baselines import BASELINES, run_baseline
 from soscope.evaluate.metrics import median_spacing, spot_consistency_error, summarize
 from soscope.evaluate.pseudospots import grid_blocks, make_pseudospots
 from soscope.pipeline import (
-    enhance,
     load_section,
     make_datamodule,
+    predict,
     print_lightning_once,
     train_both_stages,
-    uncertainty_layers,
 )
 from soscope.plotting import plot_maps
 
@@ -119,7 +118,7 @@ def train_and_enhance(
     with tempfile.TemporaryDirectory(prefix="soscope_bench_") as out_dir:
         datamodule = make_datamodule(cfg, section)
         model, _ = train_both_stages(cfg, datamodule, Path(out_dir))
-        return enhance(cfg, model, datamodule), uncertainty_layers(cfg, model, datamodule)
+        return predict(cfg, model, datamodule)
 
 
 def read_skin(

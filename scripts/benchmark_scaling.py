@@ -45,6 +45,7 @@ from soscope.data.features import project_features  # noqa: E402
 from soscope.data.graph import build_knn_graph, build_spot_graph  # noqa: E402
 from soscope.data.sample import Section, SpotGraph, fixed_layout, make_spot_graph  # noqa: E402
 from soscope.data.tiles import TiledSection  # noqa: E402
+from soscope.predictor import Predictor  # noqa: E402
 from soscope.preprocess.layouts import visium_subspots  # noqa: E402
 from soscope.training.soscope import SoScopeModule  # noqa: E402
 
@@ -173,7 +174,7 @@ def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
         epoch = time.perf_counter() - start
     model = model.cpu()
     start = time.perf_counter()
-    model.enhance(graph, consistency="rescale", tiles=tiles)
+    Predictor(model, graph, tiles).enhance(consistency="rescale")
     inference = time.perf_counter() - start
     result = {
         "mode": mode,

@@ -30,12 +30,11 @@ from soscope.data.spatialdata_io import dataset_table
 from soscope.errors import SoScopeInputError
 from soscope.io_utils import atomic_dir
 from soscope.pipeline import (
-    enhance,
     load_section,
     make_datamodule,
+    predict,
     subspot_library,
     train_both_stages,
-    uncertainty_layers,
 )
 from soscope.training.soscope import SoScopeModule
 
@@ -174,10 +173,10 @@ class SoScope:
             raise SoScopeInputError("enhance", f"unknown options {unknown}; use {OUTPUT_KEYS}")
         cfg = OmegaConf.merge(self.cfg, options)
         section = self.section
-        layers = uncertainty_layers(cfg, self.module, self.datamodule)
+        enhanced, layers = predict(cfg, self.module, self.datamodule)
         truth = {} if section.truth is None else {"truth": section.truth}
         return enhanced_anndata(
-            enhance(cfg, self.module, self.datamodule),
+            enhanced,
             section.graph,
             feature_names=section.feature_names,
             spot_names=section.spot_names,

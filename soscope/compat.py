@@ -25,6 +25,7 @@ from soscope.errors import SoScopeInputError
 from soscope.extras import LOGGERS, require
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.models.aggregation import spot_counts
+from soscope.predictor import Predictor
 from soscope.training.callbacks import OriginalCheckpoints
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
@@ -319,8 +320,8 @@ def infer(
                 data_dir, f"has {found} {what}, but {model_name} was trained on {trained}"
             )
     device_name = "cuda" if _accelerator(device) == "gpu" else "cpu"
-    module = module.to(device_name)
-    enhanced = module.enhance(graph.to(device_name), non_negative=non_negative).cpu().numpy()
+    predictor = Predictor(module.to(device_name), graph.to(device_name))
+    enhanced = predictor.enhance(non_negative=non_negative).cpu().numpy()
     result = Path(result_dir)
     result.mkdir(parents=True, exist_ok=True)
     atomic_save_npy(result / "infer_subspot.npy", enhanced)

@@ -28,7 +28,6 @@ from soscope.training.loggers import finish, flatten, log_figure, log_summary
 
 log = logging.getLogger(__name__)
 SPATIALDATA = "enhanced.zarr"
-EXTRA_LAYERS = ("mean_unclipped", "sd")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -46,11 +45,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return {"objective": None}
     section = model.section
     adata = model.enhance()
-    layers = {name: adata.layers[name] for name in EXTRA_LAYERS if name in adata.layers}
-    metrics: dict[str, Any] = evaluate_against_truth(section, adata.X, layers.get("sd"))
+    metrics: dict[str, Any] = evaluate_against_truth(section, adata.X, adata.layers.get("sd"))
     score = model.trainer.callback_metrics.get("soscope/val_heldout_pearson")
     metrics["objective"] = float(score) if score is not None else None
-    write_outputs(cfg, section, adata.X, metrics, out_dir, layers)
+    write_outputs(adata, metrics, out_dir)
     if cfg.spatialdata and "spatial" in adata.obsm:
         write_spatialdata(enhanced_spatialdata(adata), out_dir / SPATIALDATA)
     report(cfg, section, metrics, out_dir)

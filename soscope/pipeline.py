@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import anndata as ad
 import lightning as L
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from soscope.data.anndata_io import enhanced_anndata, spatial_library, write_h5ad_atomic
+from soscope.data.anndata_io import spatial_library, write_h5ad_atomic
 from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
 from soscope.data.sample import Section, graph_on
 from soscope.data.tiles import on_device
@@ -26,6 +27,7 @@ from soscope.evaluate.baselines import BASELINES, NEEDS_POSITIONS, run_baseline
 from soscope.evaluate.metrics import median_spacing, summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.plotting import plot_enhanced, plot_reconstruction
+from soscope.predictor import Predictor
 from soscope.resume import attempt_version, check_checkpoint_fits, resume_point
 from soscope.training.base import LatentGraphModule
 from soscope.training.callbacks import StepSeed
@@ -136,34 +138,28 @@ def inference_device(cfg: DictConfig) -> torch.device:
     return torch.device("cuda" if on_gpu and torch.cuda.is_available() else "cpu")
 
 
-def enhance(cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule) -> np.ndarray:
-    """The enhanced profiles of the section, with the run's output options (tile by tile when
-    the run trains on tiles: the same result in the memory of one tile), computed on the
-    device the model trained on."""
-    device = inference_device(cfg)
-    graph = datamodule.section.graph
-    tiles = on_device(datamodule.tiles(model.halo(), graph), device)
-    options = (cfg.non_negative, cfg.consistency, tiles)
-    enhanced = model.to(device).enhance(graph_on(graph, device), *options)
-    return enhanced.cpu().numpy()
-
-
-def uncertainty_layers(
-    cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule
-) -> dict[str, np.ndarray]:
-    """The .h5ad layers beside X: the predictive sd (when `predictive_sd_samples` > 0) and the
-    model's mean before clipping and spot consistency."""
+def predictor(cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule) -> Predictor:
+    """The section's `Predictor` on the device the model trained on, tile by tile when the run
+    trains on tiles (the same result in the memory of one tile)."""
     device = inference_device(cfg)
     graph, model = datamodule.section.graph, model.to(device)
     tiles = on_device(datamodule.tiles(model.halo(), graph), device)
-    graph = graph_on(graph, device)
-    mean = model.enhance(graph, non_negative=False, tiles=tiles)
-    layers = {"mean_unclipped": mean.cpu().numpy()}
+    return Predictor(model, graph_on(graph, device), tiles)
+
+
+def predict(
+    cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The enhanced profiles with the run's output options, and the .h5ad layers beside them:
+    the predictive sd (when `predictive_sd_samples` > 0) and the model's mean before clipping
+    and spot consistency."""
+    run = predictor(cfg, model, datamodule)
+    enhanced = run.enhance(cfg.non_negative, cfg.consistency).cpu().numpy()
+    layers = {"mean_unclipped": run.mean_at_posterior_mean().cpu().numpy()}
     if cfg.predictive_sd_samples > 0:
-        samples = cfg.predictive_sd_samples
-        sd = model.predictive_sd(graph, cfg.consistency, samples, cfg.seed, tiles)
+        sd = run.predictive_sd(cfg.consistency, cfg.predictive_sd_samples, cfg.seed)
         layers["sd"] = sd.cpu().numpy()
-    return layers
+    return enhanced, layers
 
 
 def stage_figure(
@@ -173,7 +169,8 @@ def stage_figure(
     section = datamodule.section
     with atomic_path(path) as tmp:
         if isinstance(module, SoScopeModule):
-            plot_enhanced(section, enhance(cfg, module, datamodule), tmp, cfg.plot_features)
+            enhanced = predictor(cfg, module, datamodule).enhance(cfg.non_negative, cfg.consistency)
+            plot_enhanced(section, enhanced.cpu().numpy(), tmp, cfg.plot_features)
         else:
             reconstructed = module.cpu().predict_spots(section.graph).numpy()
             plot_reconstruction(section, reconstructed, tmp, cfg.plot_features)
@@ -239,30 +236,10 @@ def subspot_library(section: Section) -> dict[str, dict] | None:
     return spatial_library(diameter, carried, section.image, section.name, section.image_scale)
 
 
-def write_outputs(
-    cfg: DictConfig,
-    section: Section,
-    enhanced: np.ndarray,
-    metrics: dict[str, Any],
-    out_dir: Path,
-    layers: dict[str, np.ndarray] | None = None,
-) -> None:
-    """infer_subspot.npy, enhanced.h5ad and metrics.json, each written atomically.
-
-    `layers` (name → M×G array, e.g. the predictive sd) go into the .h5ad beside `X`, and so
-    does the ground truth when the section has one.
-    """
-    atomic_save_npy(out_dir / "infer_subspot.npy", enhanced)
-    truth = {} if section.truth is None else {"truth": section.truth}
-    adata = enhanced_anndata(
-        enhanced,
-        section.graph,
-        feature_names=section.feature_names,
-        spot_names=section.spot_names,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        layers={**truth, **(layers or {})},
-        spatial=subspot_library(section),
-    )
+def write_outputs(adata: ad.AnnData, metrics: dict[str, Any], out_dir: Path) -> None:
+    """enhanced.h5ad (the subspot AnnData `SoScope.enhance` gives), infer_subspot.npy (its
+    `X`, the original's output) and metrics.json, each written atomically."""
+    atomic_save_npy(out_dir / "infer_subspot.npy", np.asarray(adata.X))
     write_h5ad_atomic(adata, out_dir / "enhanced.h5ad")
     with atomic_path(out_dir / "metrics.json") as tmp:
         Path(tmp).write_text(json.dumps(metrics, indent=2))

@@ -7,6 +7,7 @@ import torch
 from soscope import infer, two_step_train
 from soscope.data.reference_io import write_reference_dir
 from soscope.errors import SoScopeInputError
+from soscope.predictor import Predictor
 
 # The original's NB demo configs, verbatim in content (9 genes, 7 subspots, 2048-d features).
 VGAE_YML = """trainer: VGAETrainer_NB
@@ -97,7 +98,9 @@ def test_two_step_train_and_infer_with_the_original_nb_configs(original_layout):
     assert written.shape == (graph.num_spots * 7, 9)
     np.testing.assert_array_equal(written, result)
     assert (written >= 0).all()
-    np.testing.assert_allclose(written, model.enhance(graph).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        written, Predictor(model, graph).enhance().numpy(), rtol=1e-5, atol=1e-6
+    )
 
     # The original's README passes what two_step_train returned as saved_model.
     given = infer(

@@ -10,6 +10,7 @@ import pytest
 import spatialdata as sd
 
 from soscope.config import load_config
+from soscope.data.anndata_io import enhanced_anndata
 from soscope.datasets import make_synthetic_tissue
 from soscope.evaluate.baselines import BASELINES
 from soscope.evaluate.metrics import median_spacing
@@ -99,16 +100,19 @@ def test_the_run_folder_holds_the_subspots_as_spatialdata(run_dir, enhanced):
     assert "image" in sdata.images
 
 
-def test_extra_layers_are_written_beside_x(tmp_path):
+def test_the_outputs_hold_the_anndata_given(tmp_path):
     tissue = make_synthetic_tissue(n_rows=3, n_cols=3, seed=1)
     section = tissue.to_section()
     values = np.abs(tissue.truth) + 1
     layers = {"sd": np.sqrt(values), "mean_unclipped": values - 2}
-    write_outputs(config(tmp_path), section, values, {"objective": None}, tmp_path, layers)
+    adata = enhanced_anndata(values, section.graph, layers=layers)
+    write_outputs(adata, {"objective": None}, tmp_path)
     back = ad.read_h5ad(tmp_path / "enhanced.h5ad")
-    assert set(back.layers) == {"truth", "sd", "mean_unclipped"}
+    assert set(back.layers) == {"sd", "mean_unclipped"}
     np.testing.assert_allclose(back.layers["sd"], layers["sd"], rtol=1e-6)
     np.testing.assert_allclose(back.layers["mean_unclipped"], values - 2, rtol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "infer_subspot.npy"), values, rtol=1e-6)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"objective": None}
 
 
 def test_the_input_library_is_carried_over_with_the_subspot_diameter():

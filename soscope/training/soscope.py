@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soscope.data.sample import SpotGraph, section_spacing, subspot_counts
-from soscope.data.tiles import own_rows, spots_of
 from soscope.models.aggregation import aggregate_mean
-from soscope.models.consistency import (
-    CONSISTENCY_MODES,
-    consistent_prior,
-    rescale_spread,
-    rescale_to_spots,
-)
+from soscope.models.consistency import consistent_prior
 from soscope.models.context import PRIOR_MODES, context_width, share_prior, subspot_context
 from soscope.models.decoders import EnhancementDecoder
 from soscope.models.image_path import ImagePath, combine_priors, image_shares, level_offset
@@ -223,109 +215,3 @@ class SoScopeModule(LatentGraphModule):
     def predict_spots(self, batch: SpotGraph) -> Tensor:
         sub_mean = self.subspot_distribution(batch, self.encode(batch).mean).mean
         return aggregate_mean(sub_mean, batch.sub_to_spot, batch.num_nodes)
-
-    @torch.no_grad()
-    def enhance(
-        self,
-        batch: SpotGraph,
-        non_negative: bool = True,
-        consistency: str = "none",
-        tiles: Iterable[SpotGraph] | None = None,
-    ) -> Tensor:
-        """Enhanced subspot profiles: the subspot distribution's mean at Z = μ (no sampling).
-
-        `consistency="rescale"` then makes each spot's subspots re-aggregate to the observed spot;
-        `non_negative` then clips negative values (of Gaussian blocks) to 0.
-        With `tiles` (the section's `TiledSection`) it works tile by tile, with the same result.
-        """
-        check_consistency(consistency)
-        views = [batch] if tiles is None else tiles
-        mean = self._evaluated(lambda: self._decode(views, self._posterior(views, batch)[0], batch))
-        mean = mean[0]
-        if consistency == "rescale":
-            mean = rescale_to_spots(self.likelihood, mean, batch.x, batch.sub_to_spot)
-        if non_negative:  # after the rescale: a Gaussian block's shift can make values negative
-            mean = F.relu(mean)
-        return mean
-
-    @torch.no_grad()
-    def predictive_sd(
-        self,
-        batch: SpotGraph,
-        consistency: str = "none",
-        n_samples: int = 32,
-        seed: int = 0,
-        tiles: Iterable[SpotGraph] | None = None,
-    ) -> Tensor:
-        """Per-subspot predictive sd: √(E_Z[Var(y | Z)] + Var_Z[E(y | Z)]) over Z ~ q(Z | X, A).
-
-        Z is sampled `n_samples` times from a generator seeded with `seed`, so the output is
-        repeatable; with `consistency="rescale"` it scales with the enhanced mean it goes with.
-        The moments accumulate sample by sample (memory of one sample), tile by tile if `tiles`.
-        """
-        check_consistency(consistency)
-        generator = torch.Generator(device=batch.x.device).manual_seed(seed)
-        views = [batch] if tiles is None else tiles
-
-        def moments() -> tuple[Tensor, Tensor, Tensor]:
-            mu, sigma = self._posterior(views, batch)
-            at_mean = self._decode(views, mu, batch)[0]
-            mean = spread = expected_var = torch.zeros_like(at_mean)
-            for count in range(1, n_samples + 1):
-                noise = torch.randn(mu.shape, generator=generator, device=mu.device)
-                sample_mean, sample_var = self._decode(views, mu + sigma * noise, batch, True)
-                delta = sample_mean - mean  # Welford's running mean and sum of squares
-                mean = mean + delta / count
-                spread = spread + delta * (sample_mean - mean)
-                expected_var = expected_var + (sample_var - expected_var) / count
-            return at_mean, expected_var, spread / n_samples
-
-        at_mean, expected_var, latent_var = self._evaluated(moments)
-        sd = (expected_var + latent_var).sqrt()
-        if consistency == "rescale":
-            sd = rescale_spread(self.likelihood, sd, at_mean, batch.x, batch.sub_to_spot)
-        return sd
-
-    def _posterior(self, views: Iterable[SpotGraph], section: SpotGraph) -> tuple[Tensor, Tensor]:
-        """μ and σ of q(Z | X, A) at every spot of `section`, gathered from the views' own spots."""
-        mu = sigma = None
-        for view in views:
-            q = self.encode(view)
-            ids, rows = own_rows(view, "spot")
-            if mu is None:
-                mu = q.mean.new_empty(section.num_nodes, q.mean.size(1))
-                sigma = torch.empty_like(mu)
-            mu[ids], sigma[ids] = q.mean[rows], q.stddev[rows]
-        return mu, sigma
-
-    def _decode(
-        self, views: Iterable[SpotGraph], z: Tensor, section: SpotGraph, variance: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
-        """Mean (and variance) of every subspot of `section` given the section's latents `z`."""
-        mean = var = None
-        for view in views:
-            dist = self.subspot_distribution(view, z[spots_of(view)])
-            ids, rows = own_rows(view, "subspot")
-            if mean is None:
-                width = self.likelihood.n_features
-                mean = z.new_empty(section.num_subspots, width)
-                var = torch.empty_like(mean) if variance else None
-            mean[ids] = dist.mean[rows]
-            if variance:
-                var[ids] = dist.variance[rows]
-        return mean, var
-
-    def _evaluated(self, compute: Callable[[], Any]) -> Any:
-        """`compute()` in eval mode, restoring the training mode afterwards."""
-        was_training = self.training
-        self.eval()
-        try:
-            return compute()
-        finally:
-            self.train(was_training)
-
-
-def check_consistency(consistency: str) -> None:
-    """Refuse an unknown consistency mode."""
-    if consistency not in CONSISTENCY_MODES:
-        raise ValueError(f"unknown consistency {consistency!r}; choose from {CONSISTENCY_MODES}")

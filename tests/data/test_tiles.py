@@ -7,6 +7,7 @@ from torch.distributions import Normal
 import soscope.models.losses as losses
 from soscope.data.datamodule import SpotDataModule
 from soscope.data.tiles import TiledSection, on_device, tile_cells
+from soscope.predictor import Predictor
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 from tests.training.test_modules import fit, module_args
@@ -98,12 +99,12 @@ def test_tiled_inference_equals_full_inference(section, neighbourhood):
     tiles = TiledSection(graph, 10, *model.halo())
     for consistency in ("none", "rescale"):
         torch.testing.assert_close(
-            model.enhance(graph, consistency=consistency, tiles=tiles),
-            model.enhance(graph, consistency=consistency),
+            Predictor(model, graph, tiles).enhance(consistency=consistency),
+            Predictor(model, graph).enhance(consistency=consistency),
         )
         torch.testing.assert_close(
-            model.predictive_sd(graph, consistency, n_samples=3, seed=2, tiles=tiles),
-            model.predictive_sd(graph, consistency, n_samples=3, seed=2),
+            Predictor(model, graph, tiles).predictive_sd(consistency, n_samples=3, seed=2),
+            Predictor(model, graph).predictive_sd(consistency, n_samples=3, seed=2),
         )
 
 
@@ -123,7 +124,8 @@ def test_tiled_training_runs_an_epoch_of_tiles_with_float16_features(section):
     assert section.graph.sub_feat.dtype == torch.float32
     assert data.section.graph.sub_feat.dtype == torch.float16
     assert trainer.global_step == 2 * len(data.tiles(model.halo()))
-    assert torch.isfinite(model.enhance(data.section.graph, tiles=data.tiles(model.halo()))).all()
+    predictor = Predictor(model, data.section.graph, data.tiles(model.halo()))
+    assert torch.isfinite(predictor.enhance()).all()
 
 
 def test_bad_loader_options_are_refused(section):

@@ -1,13 +1,12 @@
 import lightning as L
 import pytest
 import torch
-from torch.distributions import Normal
 
 from soscope.data.datamodule import SpotDataModule
 from soscope.data.sample import section_spacing
-from soscope.models.aggregation import aggregate, spot_counts
 from soscope.models.consistency import rescale_to_spots
 from soscope.models.context import share_prior
+from soscope.predictor import Predictor
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 
@@ -88,21 +87,6 @@ def test_gamma_schedules_the_learning_rate_in_lr_mode(tiny_tissue):
     assert lr == pytest.approx(1e-5)
 
 
-def test_enhance_shapes_non_negative_and_spot_consistency(tiny_tissue):
-    section = tiny_tissue.to_section()
-    graph = section.graph
-    model = SoScopeModule(**module_args(section))
-    raw = model.enhance(graph, non_negative=False)
-    assert raw.shape == (graph.sub_feat.size(0), graph.x.size(1))
-    assert (model.enhance(graph) >= 0).all()
-    rescaled = model.enhance(graph, consistency="rescale")
-    totals = aggregate(rescaled, graph.sub_to_spot, graph.num_nodes)
-    k = spot_counts(graph.sub_to_spot, graph.num_nodes)
-    torch.testing.assert_close(totals, graph.x * k, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="consistency"):
-        model.enhance(graph, consistency="clip")
-
-
 def test_bad_module_options_are_refused(tiny_tissue):
     section = tiny_tissue.to_section()
     with pytest.raises(ValueError, match="node loss"):
@@ -127,7 +111,7 @@ def test_share_prior_spreads_spots_as_the_interpolation_says_without_an_image(ti
     loss, _ = model.stage_loss(graph)
     loss.backward()
     assert torch.isfinite(loss) and model.decoder.net[0].weight.grad.abs().sum() > 0
-    enhanced = model.enhance(graph, consistency="rescale")
+    enhanced = Predictor(model, graph).enhance(consistency="rescale")
     expected = rescale_to_spots(
         model.likelihood,
         share_prior(graph, model.likelihood, section_spacing(graph)),
@@ -149,38 +133,14 @@ def test_subspot_context_trains_and_lets_subspots_of_one_spot_differ(tiny_tissue
     loss.backward()
     assert torch.isfinite(loss) and terms["smooth_loss"] > 0
     assert model.decoder.net[0].weight.grad.abs().sum() > 0
-    raw = model.enhance(graph, non_negative=False)
+    raw = Predictor(model, graph).enhance(non_negative=False)
     first_spot = raw[graph.sub_to_spot == 0]
     assert not torch.allclose(first_spot, first_spot[:1].expand_as(first_spot))
-    plain = SoScopeModule(**module_args(section, feat_dim=1)).enhance(graph, non_negative=False)
+    plain = Predictor(SoScopeModule(**module_args(section, feat_dim=1)), graph).enhance(
+        non_negative=False
+    )
     first_plain = plain[graph.sub_to_spot == 0]
     torch.testing.assert_close(first_plain, first_plain[:1].expand_as(first_plain))
-
-
-def test_predictive_sd_is_positive_repeatable_and_follows_the_rescaled_mean(tiny_tissue):
-    section = tiny_tissue.to_section()
-    graph = section.graph
-    model = SoScopeModule(**module_args(section))
-    sd = model.predictive_sd(graph, n_samples=4, seed=3)
-    assert sd.shape == (graph.sub_feat.size(0), graph.x.size(1))
-    assert (sd > 0).all()
-    torch.testing.assert_close(sd, model.predictive_sd(graph, n_samples=4, seed=3))
-    assert not torch.equal(sd, model.predictive_sd(graph, n_samples=4, seed=4))
-    rescaled_sd = model.predictive_sd(graph, consistency="rescale", n_samples=4, seed=3)
-    ratio = model.enhance(graph, consistency="rescale") / model.enhance(graph)
-    torch.testing.assert_close(rescaled_sd / sd, ratio, rtol=1e-4, atol=1e-5)
-
-
-def test_predictive_sd_adds_the_latent_spread_to_the_likelihood_variance(tiny_tissue, monkeypatch):
-    section = tiny_tissue.to_section()
-    graph = section.graph
-    model = SoScopeModule(**module_args(section))
-    with torch.no_grad():
-        at_mean = model.subspot_distribution(graph, model.encode(graph).mean).stddev
-    assert not torch.allclose(model.predictive_sd(graph, n_samples=8), at_mean, rtol=1e-3)
-    encode = model.encode  # a certain Z: only the likelihood's own variance remains
-    monkeypatch.setattr(model, "encode", lambda batch: Normal(encode(batch).mean, 1e-12))
-    torch.testing.assert_close(model.predictive_sd(graph, n_samples=8), at_mean)
 
 
 @pytest.mark.parametrize("likelihood", ["nb", "joint_gaussian"])
@@ -194,8 +154,8 @@ def test_consistent_training_holds_every_spot_exactly(tiny_tissue, likelihood):
     loss.backward()
     assert torch.isfinite(loss) and model.decoder.net[0].weight.grad.abs().sum() > 0
     torch.testing.assert_close(model.predict_spots(graph), graph.x, rtol=1e-4, atol=1e-4)
-    free = model.enhance(graph, non_negative=False)
-    rescaled = model.enhance(graph, non_negative=False, consistency="rescale")
+    free = Predictor(model, graph).enhance(non_negative=False)
+    rescaled = Predictor(model, graph).enhance(non_negative=False, consistency="rescale")
     torch.testing.assert_close(rescaled, free, rtol=1e-4, atol=1e-4)
 
 
@@ -230,18 +190,6 @@ def test_without_decoder_features_only_the_priors_share_a_spot_out(tiny_tissue):
     section = tiny_tissue.to_section()
     model = SoScopeModule(**module_args(section, decoder_features=False))
     graph = section.graph
-    mean = model.enhance(graph)
+    mean = Predictor(model, graph).enhance()
     first = graph.sub_to_spot == 0
     torch.testing.assert_close(mean[first], mean[first][:1].expand(int(first.sum()), -1))
-
-
-def test_gaussian_output_is_clipped_after_the_rescale():
-    from soscope.datasets import make_synthetic_tissue
-
-    section = make_synthetic_tissue(n_rows=3, n_cols=3, likelihood="gaussian").to_section()
-    graph = section.graph.clone()
-    graph.x = graph.x - 100.0  # spots far below the model's means: the rescale shifts them down
-    model = SoScopeModule(**module_args(section, likelihood="gaussian"))
-    shifted = model.enhance(graph, non_negative=False, consistency="rescale")
-    assert (shifted < 0).all()
-    assert (model.enhance(graph, non_negative=True, consistency="rescale") == 0).all()

@@ -1,0 +1,81 @@
+"""Inference of a trained stage-2 model: the enhanced profiles and their predictive sd."""
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from soscope.models.aggregation import aggregate, spot_counts
+from soscope.predictor import Predictor
+from soscope.training.soscope import SoScopeModule
+from tests.training.test_modules import module_args
+
+
+def test_enhance_shapes_non_negative_and_spot_consistency(tiny_tissue):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section))
+    raw = Predictor(model, graph).enhance(non_negative=False)
+    assert raw.shape == (graph.sub_feat.size(0), graph.x.size(1))
+    assert (Predictor(model, graph).enhance() >= 0).all()
+    rescaled = Predictor(model, graph).enhance(consistency="rescale")
+    totals = aggregate(rescaled, graph.sub_to_spot, graph.num_nodes)
+    k = spot_counts(graph.sub_to_spot, graph.num_nodes)
+    torch.testing.assert_close(totals, graph.x * k, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="consistency"):
+        Predictor(model, graph).enhance(consistency="clip")
+
+
+def test_predictive_sd_is_positive_repeatable_and_follows_the_rescaled_mean(tiny_tissue):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section))
+    predictor = Predictor(model, graph)
+    sd = predictor.predictive_sd(n_samples=4, seed=3)
+    assert sd.shape == (graph.sub_feat.size(0), graph.x.size(1))
+    assert (sd > 0).all()
+    torch.testing.assert_close(sd, Predictor(model, graph).predictive_sd(n_samples=4, seed=3))
+    assert not torch.equal(sd, predictor.predictive_sd(n_samples=4, seed=4))
+    rescaled_sd = predictor.predictive_sd(consistency="rescale", n_samples=4, seed=3)
+    ratio = predictor.enhance(consistency="rescale") / predictor.enhance()
+    torch.testing.assert_close(rescaled_sd / sd, ratio, rtol=1e-4, atol=1e-5)
+
+
+def test_predictive_sd_adds_the_latent_spread_to_the_likelihood_variance(tiny_tissue, monkeypatch):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section))
+    with torch.no_grad():
+        at_mean = model.subspot_distribution(graph, model.encode(graph).mean).stddev
+    assert not torch.allclose(
+        Predictor(model, graph).predictive_sd(n_samples=8), at_mean, rtol=1e-3
+    )
+    encode = model.encode  # a certain Z: only the likelihood's own variance remains
+    monkeypatch.setattr(model, "encode", lambda batch: Normal(encode(batch).mean, 1e-12))
+    torch.testing.assert_close(Predictor(model, graph).predictive_sd(n_samples=8), at_mean)
+
+
+def test_gaussian_output_is_clipped_after_the_rescale():
+    from soscope.datasets import make_synthetic_tissue
+
+    section = make_synthetic_tissue(n_rows=3, n_cols=3, likelihood="gaussian").to_section()
+    graph = section.graph.clone()
+    graph.x = graph.x - 100.0  # spots far below the model's means: the rescale shifts them down
+    model = SoScopeModule(**module_args(section, likelihood="gaussian"))
+    shifted = Predictor(model, graph).enhance(non_negative=False, consistency="rescale")
+    assert (shifted < 0).all()
+    assert (Predictor(model, graph).enhance(non_negative=True, consistency="rescale") == 0).all()
+
+
+def test_the_posterior_is_computed_once_for_every_output(tiny_tissue, monkeypatch):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section))
+    calls = []
+    encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda batch: calls.append(1) or encode(batch))
+    predictor = Predictor(model, graph)
+    predictor.enhance(consistency="rescale")
+    predictor.enhance(non_negative=False)
+    predictor.predictive_sd(n_samples=2)
+    assert len(calls) == 1
+    assert model.training  # the training mode is restored
