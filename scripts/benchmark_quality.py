@@ -104,7 +104,12 @@ def quiet() -> None:
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The project's Hydra config with `overrides`, quiet: no logger, no extra callbacks."""
-    base = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
+    base = [
+        "logger=none",
+        "callbacks=none",
+        "trainer.enable_progress_bar=false",
+        "mean_unclipped_layer=true",
+    ]
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose("config", overrides=[*base, *overrides])
 

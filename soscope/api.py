@@ -40,7 +40,13 @@ from soscope.training.soscope import SoScopeModule
 
 CONFIG_FILE, MODEL_FILE, DATASET_FILE = "config.yaml", "model.pt", "dataset.h5ad"
 # What `enhance` may change for one call: the output options of the run's config.
-OUTPUT_KEYS = ("non_negative", "consistency", "predictive_sd_samples", "seed")
+OUTPUT_KEYS = (
+    "non_negative",
+    "consistency",
+    "predictive_sd_samples",
+    "mean_unclipped_layer",
+    "seed",
+)
 
 
 def default_device() -> str:
@@ -160,11 +166,12 @@ class SoScope:
 
     def enhance(self, **options: Any) -> ad.AnnData:
         """The enhanced subspots as AnnData: `X` the profiles in the input's units, `layers`
-        `sd` (the predictive sd) and `mean_unclipped` (and `truth` when known),
+        `sd` (the predictive sd), `truth` when known and `mean_unclipped` on request,
         `obsm['spatial']` in full-resolution pixels, `uns['spatial']` the section's image.
 
         `options` change the run's output options for this call: `consistency` ("rescale" /
-        "none"), `non_negative`, `predictive_sd_samples` (0: no sd layer), `seed`.
+        "none"), `non_negative`, `predictive_sd_samples` (0: no sd layer),
+        `mean_unclipped_layer`, `seed`.
         """
         if self.module is None:
             raise SoScopeInputError("enhance", "the model is not trained yet: call fit() first")

@@ -27,6 +27,7 @@ from soscope.io_utils import atomic_path, atomic_save_npy
 from soscope.models.aggregation import spot_counts
 from soscope.predictor import Predictor
 from soscope.training.callbacks import OriginalCheckpoints
+from soscope.training.progress import ProgressLog, StageProgressBar
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 
@@ -182,7 +183,11 @@ def _fit(
         enable_checkpointing=False,
         enable_model_summary=False,
         log_every_n_steps=min(50, max(epochs, 1)),
-        callbacks=[OriginalCheckpoints(directory, trainer_name, checkpoint_every, backup_every)],
+        callbacks=[
+            OriginalCheckpoints(directory, trainer_name, checkpoint_every, backup_every),
+            ProgressLog(),
+            StageProgressBar(),
+        ],
         default_root_dir=str(directory),
     )
     trainer.fit(module, datamodule=SpotDataModule(section))

@@ -1,6 +1,6 @@
 """What `soscope-train` runs: the configured section through `SoScope` — both stages, then the
 enhanced subspots — evaluated against the ground truth where there is one, written into the
-run folder (`infer_subspot.npy`, `enhanced.h5ad`, `enhanced.zarr`, `metrics.json`) and
+run folder (`enhanced.h5ad`, `enhanced.zarr`, `metrics.json`; `infer_subspot.npy` on request) and
 reported (figures, `summary.md`, the experiment logger).
 """
 
@@ -48,7 +48,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = evaluate_against_truth(section, adata.X, adata.layers.get("sd"))
     score = model.trainer.callback_metrics.get("soscope/val_heldout_pearson")
     metrics["objective"] = float(score) if score is not None else None
-    write_outputs(adata, metrics, out_dir)
+    write_outputs(adata, metrics, out_dir, cfg.infer_subspot_npy)
     if cfg.spatialdata and "spatial" in adata.obsm:
         write_spatialdata(enhanced_spatialdata(adata), out_dir / SPATIALDATA)
     report(cfg, section, metrics, out_dir)

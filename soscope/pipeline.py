@@ -32,6 +32,7 @@ from soscope.resume import attempt_version, check_checkpoint_fits, resume_point
 from soscope.training.base import LatentGraphModule
 from soscope.training.callbacks import StepSeed
 from soscope.training.loggers import finish, log_figure
+from soscope.training.progress import ProgressLog, StageProgressBar
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
 
@@ -64,12 +65,16 @@ def neighbourhood_mode(key: str, mode: str, section: Section) -> str:
 
 
 def stage_callbacks(cfg: DictConfig, ckpt_dir: Path) -> list[L.Callback]:
-    """The `callbacks` group, checkpoints in `ckpt_dir`, and per-step seeding."""
+    """The `callbacks` group, checkpoints in `ckpt_dir`, per-step seeding and the stage's
+    progress (in the log, and as a bar unless `trainer.enable_progress_bar` is false)."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     for callback in callbacks:
         if isinstance(callback, ModelCheckpoint):
             callback.dirpath = str(ckpt_dir)
-    return [*callbacks, StepSeed(cfg.seed)]
+    callbacks += [StepSeed(cfg.seed), ProgressLog()]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(StageProgressBar())
+    return callbacks
 
 
 def stage_logger(cfg: DictConfig, name: str) -> Logger | None:
@@ -151,11 +156,13 @@ def predict(
     cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The enhanced profiles with the run's output options, and the .h5ad layers beside them:
-    the predictive sd (when `predictive_sd_samples` > 0) and the model's mean before clipping
-    and spot consistency."""
+    the predictive sd (when `predictive_sd_samples` > 0) and, with `mean_unclipped_layer`, the
+    model's mean before clipping and spot consistency."""
     run = predictor(cfg, model, datamodule)
     enhanced = run.enhance(cfg.non_negative, cfg.consistency).cpu().numpy()
-    layers = {"mean_unclipped": run.mean_at_posterior_mean().cpu().numpy()}
+    layers = {}
+    if OmegaConf.select(cfg, "mean_unclipped_layer", default=False):
+        layers["mean_unclipped"] = run.mean_at_posterior_mean().cpu().numpy()
     if cfg.predictive_sd_samples > 0:
         sd = run.predictive_sd(cfg.consistency, cfg.predictive_sd_samples, cfg.seed)
         layers["sd"] = sd.cpu().numpy()
@@ -236,10 +243,13 @@ def subspot_library(section: Section) -> dict[str, dict] | None:
     return spatial_library(diameter, carried, section.image, section.name, section.image_scale)
 
 
-def write_outputs(adata: ad.AnnData, metrics: dict[str, Any], out_dir: Path) -> None:
-    """enhanced.h5ad (the subspot AnnData `SoScope.enhance` gives), infer_subspot.npy (its
-    `X`, the original's output) and metrics.json, each written atomically."""
-    atomic_save_npy(out_dir / "infer_subspot.npy", np.asarray(adata.X))
+def write_outputs(
+    adata: ad.AnnData, metrics: dict[str, Any], out_dir: Path, infer_subspot_npy: bool = False
+) -> None:
+    """enhanced.h5ad (the subspot AnnData `SoScope.enhance` gives), metrics.json and, if
+    asked, infer_subspot.npy (its `X`, the original's output), each written atomically."""
+    if infer_subspot_npy:
+        atomic_save_npy(out_dir / "infer_subspot.npy", np.asarray(adata.X))
     write_h5ad_atomic(adata, out_dir / "enhanced.h5ad")
     with atomic_path(out_dir / "metrics.json") as tmp:
         Path(tmp).write_text(json.dumps(metrics, indent=2))

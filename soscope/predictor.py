@@ -7,6 +7,8 @@ computes the posterior and the mean at Z = μ once for both outputs.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -17,7 +19,10 @@ from torch import Tensor, nn
 from soscope.data.sample import SpotGraph
 from soscope.data.tiles import own_rows, spots_of
 from soscope.models.consistency import CONSISTENCY_MODES, rescale_spread, rescale_to_spots
+from soscope.training.progress import progress_line
 from soscope.training.soscope import SoScopeModule
+
+log = logging.getLogger(__name__)
 
 
 class Predictor:
@@ -67,6 +72,7 @@ class Predictor:
         mu, sigma = self.posterior()
         generator = torch.Generator(device=mu.device).manual_seed(seed)
         mean = spread = expected_var = torch.zeros_like(self.mean_at_posterior_mean())
+        started, every = time.perf_counter(), max(1, n_samples // 4)
         with evaluating(self.module):
             for count in range(1, n_samples + 1):
                 noise = torch.randn(mu.shape, generator=generator, device=mu.device)
@@ -75,6 +81,10 @@ class Predictor:
                 mean = mean + delta / count
                 spread = spread + delta * (sample_mean - mean)
                 expected_var = expected_var + (sample_var - expected_var) / count
+                if count % every == 0:
+                    seconds = (time.perf_counter() - started) / count
+                    line = progress_line("predictive sd", count, n_samples, seconds, "sample")
+                    log.info("%s", line)
         sd = (expected_var + spread / n_samples).sqrt()
         if consistency == "rescale":
             at_mean = self.mean_at_posterior_mean()

@@ -37,7 +37,7 @@ def test_enhance_gives_the_subspots_as_anndata(trained, dataset):
     graph = trained.section.graph
     assert enhanced.shape == (graph.num_subspots, dataset.n_vars)
     assert list(enhanced.var_names) == list(dataset.var_names)
-    assert {"sd", "mean_unclipped", "truth"} <= set(enhanced.layers)
+    assert set(enhanced.layers) == {"sd", "truth"}
     assert enhanced.obsm["spatial"].shape == (graph.num_subspots, 2)
     assert "spatial" in enhanced.uns
     # consistency=rescale (the default): each spot's subspots add up to its observed total
@@ -47,8 +47,10 @@ def test_enhance_gives_the_subspots_as_anndata(trained, dataset):
 
 
 def test_enhance_takes_output_options_for_one_call(trained):
-    enhanced = trained.enhance(predictive_sd_samples=0, consistency="none")
-    assert "sd" not in enhanced.layers
+    enhanced = trained.enhance(
+        predictive_sd_samples=0, consistency="none", mean_unclipped_layer=True
+    )
+    assert set(enhanced.layers) == {"mean_unclipped", "truth"}
     assert trained.cfg.consistency == "rescale"
     with pytest.raises(SoScopeInputError, match="unknown options"):
         trained.enhance(epochs=3)

@@ -29,7 +29,7 @@ def config(out_dir: Path, *overrides: str):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("run")
-    run(config(out_dir, "epochs.vgae=3", "epochs.soscope=3"))
+    run(config(out_dir, "epochs.vgae=3", "epochs.soscope=3", "infer_subspot_npy=true"))
     return out_dir
 
 
@@ -106,7 +106,7 @@ def test_the_outputs_hold_the_anndata_given(tmp_path):
     values = np.abs(tissue.truth) + 1
     layers = {"sd": np.sqrt(values), "mean_unclipped": values - 2}
     adata = enhanced_anndata(values, section.graph, layers=layers)
-    write_outputs(adata, {"objective": None}, tmp_path)
+    write_outputs(adata, {"objective": None}, tmp_path, infer_subspot_npy=True)
     back = ad.read_h5ad(tmp_path / "enhanced.h5ad")
     assert set(back.layers) == {"sd", "mean_unclipped"}
     np.testing.assert_allclose(back.layers["sd"], layers["sd"], rtol=1e-6)

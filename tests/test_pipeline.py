@@ -37,14 +37,14 @@ def test_the_job_writes_every_output(tmp_path):
     metrics = run(config(tmp_path, "epochs.vgae=3", "epochs.soscope=3"))
     assert set(metrics) == {"soscope", *BASELINES, "objective"}
     assert metrics["objective"] is None
-    for name in ("infer_subspot.npy", "enhanced.h5ad", "enhanced.png", "vgae.png", "metrics.json"):
+    for name in ("enhanced.h5ad", "enhanced.png", "vgae.png", "metrics.json"):
         assert (tmp_path / name).is_file()
+    assert not (tmp_path / "infer_subspot.npy").exists()  # only on request
     assert (tmp_path / "checkpoints" / "vgae.ckpt").is_file()
     assert (tmp_path / "checkpoints" / "soscope.ckpt").is_file()
     assert list((tmp_path / "csv").rglob("metrics.csv"))
-    enhanced = np.load(tmp_path / "infer_subspot.npy")
     adata = ad.read_h5ad(tmp_path / "enhanced.h5ad")
-    assert adata.shape == enhanced.shape == (36 * 7, 9)
+    assert adata.shape == (36 * 7, 9) and set(adata.layers) == {"sd", "truth"}
     assert adata.obsm["spatial"].shape == (36 * 7, 2)
     assert adata.uns["soscope"]["config"]["likelihood"]["name"] == "nb"
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics

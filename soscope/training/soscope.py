@@ -158,18 +158,22 @@ class SoScopeModule(LatentGraphModule):
             per_spot = node_loss_likelihood(self.likelihood, sub_dist, *args)
         train = self.train_mask(batch)
         node = scope.spot_mean(per_spot, train)
-        deviation = self.likelihood.split(sub_mean - batch.x[batch.sub_to_spot])
-        rows, pool = rows_and_pool(scope, "subspot")
-        edges, weights = batch.sub_edge_index, batch.sub_edge_weight
-        graph = scope.tiles * self.graph_term(deviation, edges, weights, scope.subspots, rows, pool)
-        smooth = smoothness(
-            self.likelihood, sub_mean, edges, weights, scope.sub_weight / scope.tiles
-        )
         kl = scope.spot_mean(self.kl(q, z))
         beta, gamma = self.beta(self.global_step), self.gamma(self.global_step)
-        loss = node + self.hparams.graph_loss_weight * graph + beta * kl
-        loss = loss + self.hparams.smooth_weight * smooth
-        terms = {"node_loss": node, "graph_loss": graph, "smooth_loss": smooth, "kl_loss": kl}
+        loss = node + beta * kl
+        terms = {"node_loss": node, "kl_loss": kl}
+        # Terms of weight 0 are not computed: they cost a pass over the subspot graph.
+        edges, weights = batch.sub_edge_index, batch.sub_edge_weight
+        if self.hparams.graph_loss_weight:
+            deviation = self.likelihood.split(sub_mean - batch.x[batch.sub_to_spot])
+            rows, pool = rows_and_pool(scope, "subspot")
+            graph = self.graph_term(deviation, edges, weights, scope.subspots, rows, pool)
+            terms["graph_loss"] = scope.tiles * graph
+            loss = loss + self.hparams.graph_loss_weight * terms["graph_loss"]
+        if self.hparams.smooth_weight:
+            sub_weight = scope.sub_weight / scope.tiles
+            terms["smooth_loss"] = smoothness(self.likelihood, sub_mean, edges, weights, sub_weight)
+            loss = loss + self.hparams.smooth_weight * terms["smooth_loss"]
         if eta is not None:
             image = scope.spot_mean(self.image_loss(batch, eta, k), train)
             loss = loss + image

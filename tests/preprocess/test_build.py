@@ -40,7 +40,7 @@ def train_a_few_steps(dataset: Path, out: Path) -> np.ndarray:
     ]
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         run(compose("config", overrides=overrides))
-    return np.load(out / "infer_subspot.npy")
+    return ad.read_h5ad(out / "enhanced.h5ad").X
 
 
 def rule_weights(features: np.ndarray, edges: np.ndarray, scale: float = 2.0) -> np.ndarray:

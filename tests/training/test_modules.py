@@ -53,7 +53,16 @@ def test_both_stages_train_and_stage_two_starts_from_stage_one(tiny_tissue):
     )
     loss, terms = model.stage_loss(section.graph)
     assert torch.isfinite(loss)
-    assert set(terms) == {"node_loss", "graph_loss", "smooth_loss", "kl_loss", "beta", "gamma"}
+    assert set(terms) == {"node_loss", "graph_loss", "kl_loss", "beta", "gamma"}
+    # A term of weight 0 is neither computed nor reported.
+    model = SoScopeModule(**module_args(section, graph_loss_weight=0.0, smooth_weight=0.5))
+    assert set(model.stage_loss(section.graph)[1]) == {
+        "node_loss",
+        "smooth_loss",
+        "kl_loss",
+        "beta",
+        "gamma",
+    }
 
 
 def test_gamma_multiplies_the_loss_in_loss_mode(tiny_tissue):
