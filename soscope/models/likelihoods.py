@@ -82,11 +82,31 @@ class Block:
         subspots of one logit still add exactly) and shifts Gaussian means.
         """
         if self.family == "gaussian":
-            mu, raw_sigma = raw.chunk(2, dim=-1)
-            low = self.scale / k
-            sigma = torch.minimum(torch.maximum(positive(raw_sigma), low), 100 * low)
+            mu, sigma = self._gaussian_parameters(raw, k)
             return Normal(mu if prior is None else mu + prior, sigma)
         return self._count_distribution(raw, prior)
+
+    def shared_aggregate(
+        self, raw: Tensor, k: Tensor, prior_total: Tensor | None = None
+    ) -> Distribution:
+        """`aggregate` of the subspot distributions of spots whose subspots all share their
+        spot's raw outputs (`raw` and `k`, N×1, one row per spot), given `prior_total`, the sum
+        over each spot's subspots of their prior factors (count blocks, each at least EPS) or
+        shifts (Gaussian): the same distribution without any per-subspot tensor (an NB's total
+        counts add exactly, as the subspots share a logit)."""
+        if self.family == "gaussian":
+            mu, sigma = self._gaussian_parameters(raw, k)
+            mean = mu if prior_total is None else mu + prior_total / k
+            return Normal(mean, sigma / k.sqrt())
+        return self._count_distribution(
+            raw, k.to(raw.dtype) if prior_total is None else prior_total
+        )
+
+    def _gaussian_parameters(self, raw: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        """μ and σ, σ clamped to [scale/K, 100·scale/K] as in the original."""
+        mu, raw_sigma = raw.chunk(2, dim=-1)
+        low = self.scale / k
+        return mu, torch.minimum(torch.maximum(positive(raw_sigma), low), 100 * low)
 
     def _count_distribution(self, raw: Tensor, prior: Tensor | None = None) -> Distribution:
         # A zero share would give an NB no total count at all: at least EPS.
@@ -134,11 +154,16 @@ class BlockDistribution(Distribution):
 
     @property
     def mean(self) -> Tensor:
-        return torch.cat([p.mean for p in self.parts], dim=-1)
+        return self._joined([p.mean for p in self.parts])
 
     @property
     def variance(self) -> Tensor:
-        return torch.cat([p.variance for p in self.parts], dim=-1)
+        return self._joined([p.variance for p in self.parts])
+
+    @staticmethod
+    def _joined(parts: list[Tensor]) -> Tensor:
+        """The blocks side by side (one block as it is, not copied)."""
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def log_prob(self, value: Tensor) -> Tensor:
         pieces = value.split(self.sizes, dim=-1)
@@ -218,6 +243,22 @@ class Likelihood:
                 for b, r, p in zip(self.blocks, parts, priors, strict=True)
             ]
         )
+
+    def shared_aggregate(
+        self, raw: Tensor, k: Tensor, prior: Tensor | None, sub_to_spot: Tensor
+    ) -> BlockDistribution:
+        """`aggregate(subspot_distribution(raw[sub_to_spot], k[sub_to_spot], prior))` for raw
+        outputs `raw` shared by each spot's subspots (one row per spot), computed at spot level:
+        the per-subspot `prior` enters only through its sums over each spot."""
+        widths = [b.subspot_width for b in self.blocks]
+        priors = [None] * len(self.blocks) if prior is None else self.split(prior)
+        parts = []
+        for block, r, p in zip(self.blocks, raw.split(widths, dim=-1), priors, strict=True):
+            total = None
+            if p is not None:
+                total = aggregate(p.clamp(min=EPS) if block.is_count else p, sub_to_spot, len(r))
+            parts.append(block.shared_aggregate(r, k, total))
+        return BlockDistribution(parts)
 
     def aggregate(
         self, dist: BlockDistribution, sub_to_spot: Tensor, n_spots: int

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from soscope.data.sample import SpotGraph, section_spacing, subspot_counts
 from soscope.models.aggregation import aggregate_mean
@@ -25,6 +27,8 @@ from soscope.training.schedules import ExponentialSchedule
 from soscope.training.scope import loss_scope, rows_and_pool
 
 GAMMA_MODES = ("loss", "lr")
+# The largest share prior (subspots × features) kept between steps: 400 MB in float32.
+KEPT_PRIOR_ENTRIES = 100_000_000
 
 
 class SoScopeModule(LatentGraphModule):
@@ -65,6 +69,7 @@ class SoScopeModule(LatentGraphModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._kept_prior: tuple | None = None
         self.save_hyperparameters()
         if node_loss not in NODE_LOSS_MODES:
             raise ValueError(f"unknown node loss {node_loss!r}; choose from {NODE_LOSS_MODES}")
@@ -109,33 +114,60 @@ class SoScopeModule(LatentGraphModule):
             level = (batch.x if train is None else batch.x[train]).float().mean(0)
         return self.image_path(batch.sub_feat, level_offset(self.likelihood, level))
 
+    @property
+    def decodes_spots(self) -> bool:
+        """Whether the decoder reads nothing per subspot (no image features, no spatial
+        context), so that a spot's subspots share its raw outputs: decoded once per spot."""
+        return not self.hparams.decoder_features and self.hparams.subspot_context == "none"
+
+    def raw_outputs(self, batch: SpotGraph, z: Tensor) -> Tensor:
+        """The decoder's raw outputs: one row per spot if it `decodes_spots`, else per subspot."""
+        k = subspot_counts(batch)
+        if self.decodes_spots:
+            return self.decoder(z, batch.sub_feat.new_empty(len(z), 0), k)
+        context = None
+        if self.hparams.subspot_context != "none":
+            context = subspot_context(batch, z, section_spacing(batch))
+        feat = batch.sub_feat if self.hparams.decoder_features else batch.sub_feat[:, :0]
+        return self.decoder(z[batch.sub_to_spot], feat, k[batch.sub_to_spot], context)
+
+    def subspot_prior(self, batch: SpotGraph, eta: Tensor | None) -> Tensor | None:
+        """How each spot is spread over its subspots before the decoder has its say: the share
+        prior and the image path's shares combined (None when both are off). Neither trains
+        through this: the image path learns from the spot totals alone (`image_loss`)."""
+        prior = self.share_prior(batch) if self.hparams.share_prior != "none" else None
+        if eta is None:
+            return prior
+        temperature = self.hparams.image_temperature
+        shares = image_shares(
+            self.likelihood, eta.detach(), batch.sub_to_spot, batch.num_nodes, temperature
+        )
+        return combine_priors(self.likelihood, prior, shares)
+
+    def share_prior(self, batch: SpotGraph) -> Tensor:
+        """`soscope.models.context.share_prior` of `batch`; it depends on the data alone, so the
+        last batch's is kept while it holds at most `KEPT_PRIOR_ENTRIES` values (the whole
+        section, trained on step after step)."""
+        kept = self._kept_prior
+        if kept is not None and kept[0]() is batch and kept[1] == batch.x._version:
+            return kept[2]
+        prior = share_prior(batch, self.likelihood, section_spacing(batch))
+        if prior.numel() <= KEPT_PRIOR_ENTRIES:
+            self._kept_prior = (weakref.ref(batch), batch.x._version, prior)
+        return prior
+
     def subspot_distribution(
         self, batch: SpotGraph, z: Tensor, eta: Tensor | None = None
     ) -> BlockDistribution:
         """p(y | z, image) of every subspot, each decoded from its own spot's latent; spread by
         the share prior and the image path's shares (`eta`, computed if not given) and held to
         the observed spots where those options are on."""
+        raw = self.raw_outputs(batch, z)
+        if self.decodes_spots:
+            raw = raw[batch.sub_to_spot]
         k_sub = subspot_counts(batch)[batch.sub_to_spot]
-        context = None
-        if self.hparams.subspot_context != "none":
-            context = subspot_context(batch, z, section_spacing(batch))
-        feat = batch.sub_feat if self.hparams.decoder_features else batch.sub_feat[:, :0]
-        raw = self.decoder(z[batch.sub_to_spot], feat, k_sub, context)
-        prior = None
-        if self.hparams.share_prior != "none":
-            prior = share_prior(batch, self.likelihood, section_spacing(batch)).to(raw.dtype)
-        eta = self.image_eta(batch) if eta is None else eta
-        if eta is not None:
-            shares = image_shares(
-                self.likelihood,
-                # The image path learns from the spot totals alone (`image_loss`): the other
-                # terms see its shares but do not train it.
-                eta.detach().to(raw.dtype),
-                batch.sub_to_spot,
-                batch.num_nodes,
-                self.hparams.image_temperature,
-            )
-            prior = combine_priors(self.likelihood, prior, shares)
+        prior = self.subspot_prior(batch, self.image_eta(batch) if eta is None else eta)
+        prior = None if prior is None else prior.to(raw.dtype)
         dist = self.likelihood.subspot_distribution(raw, k_sub, prior)
         if not self.hparams.consistent_training:
             return dist
@@ -143,19 +175,45 @@ class SoScopeModule(LatentGraphModule):
         prior = consistent_prior(self.likelihood, dist.mean, prior, x, batch.sub_to_spot)
         return self.likelihood.subspot_distribution(raw, k_sub, prior)
 
+    @property
+    def scores_spots_only(self) -> bool:
+        """Whether a step reads no per-subspot output: the likelihood node loss of a decoder
+        that `decodes_spots`, and no term per subspot (graph loss, smoothness, consistent
+        training). The node loss then comes from `shared_spot_distribution`."""
+        hp = self.hparams
+        per_subspot = hp.consistent_training or hp.graph_loss_weight or hp.smooth_weight
+        return self.decodes_spots and hp.node_loss == "likelihood" and not per_subspot
+
+    def shared_spot_distribution(
+        self, batch: SpotGraph, z: Tensor, eta: Tensor | None
+    ) -> Distribution:
+        """The aggregate of each spot's subspot distributions when they share the spot's raw
+        outputs (`decodes_spots`), computed at spot level: the same distribution without a
+        per-subspot decoder output or likelihood parameter."""
+        raw = self.raw_outputs(batch, z)
+        prior = self.subspot_prior(batch, eta)
+        prior = None if prior is None else prior.to(raw.dtype)
+        k = subspot_counts(batch).to(raw.dtype)
+        return self.likelihood.shared_aggregate(raw, k, prior, batch.sub_to_spot)
+
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
+        hp = self.hparams
         scope = loss_scope(batch)
         q = self.encode(batch)
         z = q.rsample()
         eta = self.image_eta(batch)
-        sub_dist = self.subspot_distribution(batch, z, eta)
-        sub_mean = sub_dist.mean
         k = subspot_counts(batch)
-        args = (batch.x, k, batch.sub_to_spot)
-        if self.hparams.node_loss == "mse":
-            per_spot = node_loss_mse(self.likelihood, sub_mean, *args)
+        if self.scores_spots_only:
+            spot_dist = self.shared_spot_distribution(batch, z, eta)
+            per_spot = -spot_dist.log_prob(self.likelihood.spot_target(batch.x, k))
         else:
-            per_spot = node_loss_likelihood(self.likelihood, sub_dist, *args)
+            sub_dist = self.subspot_distribution(batch, z, eta)
+            sub_mean = sub_dist.mean
+            if hp.node_loss == "mse":
+                per_spot = node_loss_mse(self.likelihood, sub_mean, batch.x, k, batch.sub_to_spot)
+            else:
+                args = (batch.x, k, batch.sub_to_spot)
+                per_spot = node_loss_likelihood(self.likelihood, sub_dist, *args)
         train = self.train_mask(batch)
         node = scope.spot_mean(per_spot, train)
         kl = scope.spot_mean(self.kl(q, z))
@@ -164,21 +222,21 @@ class SoScopeModule(LatentGraphModule):
         terms = {"node_loss": node, "kl_loss": kl}
         # Terms of weight 0 are not computed: they cost a pass over the subspot graph.
         edges, weights = batch.sub_edge_index, batch.sub_edge_weight
-        if self.hparams.graph_loss_weight:
+        if hp.graph_loss_weight:
             deviation = self.likelihood.split(sub_mean - batch.x[batch.sub_to_spot])
             rows, pool = rows_and_pool(scope, "subspot")
             graph = self.graph_term(deviation, edges, weights, scope.subspots, rows, pool)
             terms["graph_loss"] = scope.tiles * graph
-            loss = loss + self.hparams.graph_loss_weight * terms["graph_loss"]
-        if self.hparams.smooth_weight:
+            loss = loss + hp.graph_loss_weight * terms["graph_loss"]
+        if hp.smooth_weight:
             sub_weight = scope.sub_weight / scope.tiles
             terms["smooth_loss"] = smoothness(self.likelihood, sub_mean, edges, weights, sub_weight)
-            loss = loss + self.hparams.smooth_weight * terms["smooth_loss"]
+            loss = loss + hp.smooth_weight * terms["smooth_loss"]
         if eta is not None:
             image = scope.spot_mean(self.image_loss(batch, eta, k), train)
             loss = loss + image
             terms["image_loss"] = image
-        if self.hparams.gamma_mode == "loss":
+        if hp.gamma_mode == "loss":
             loss = gamma * loss
         terms["beta"] = beta
         return loss, {**terms, "gamma": gamma}

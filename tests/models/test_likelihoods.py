@@ -96,3 +96,25 @@ def test_a_share_prior_scales_count_means_and_shifts_gaussian_means():
     torch.testing.assert_close(
         half.mean, poisson.subspot_distribution(raw, torch.ones(4, 1)).mean / 2
     )
+
+
+@pytest.mark.parametrize("name", LIKELIHOODS)
+@pytest.mark.parametrize("with_prior", [True, False])
+def test_the_shared_aggregate_is_the_aggregate_of_subspots_sharing_a_spot(name, with_prior):
+    """Spots whose subspots share the raw outputs: the spot-level aggregate scores every spot
+    as the per-subspot one does (values and gradients), for spots of different sizes."""
+    torch.manual_seed(0)
+    lik = make_likelihood(name, 6, scale=2.0, protein_dim=2)
+    sub_to_spot = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    k = torch.bincount(sub_to_spot).unsqueeze(-1).float()
+    raw = torch.randn(3, lik.subspot_width, requires_grad=True)
+    prior = torch.rand(9, 6) + 0.1 if with_prior else None
+    target = lik.spot_target(torch.rand(3, 6) * 5, k)
+
+    per_subspot = lik.subspot_distribution(raw[sub_to_spot], k[sub_to_spot], prior)
+    expected = lik.aggregate(per_subspot, sub_to_spot, 3).log_prob(target)
+    (grad_expected,) = torch.autograd.grad(expected.sum(), raw)
+    shared = lik.shared_aggregate(raw, k, prior, sub_to_spot).log_prob(target)
+    (grad_shared,) = torch.autograd.grad(shared.sum(), raw)
+    torch.testing.assert_close(shared, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grad_shared, grad_expected, rtol=1e-3, atol=1e-4)
