@@ -16,7 +16,10 @@ features onto their top `data.feature_components` directions, as the data module
 original soScope) it also times the original's `soScope_NB` training step on the same data, in
 a separate process under a memory cap and a time limit per size, and adds the ratio
 original / soscope, or 'did not finish' / 'out of memory'. `--demo` also times the original's
-NB demo schedule (2,500 + 2,500 steps at 369 spots) end to end on `--device`.
+NB demo schedule (2,500 + 2,500 steps at 369 spots) end to end on `--device`; `--schedule
+SPOTS ...` runs the default schedule end to end at those sizes (both stages with the config's
+epochs, then the enhanced means and the predictive sd) and says what each part took and the
+peak memory. `--genes 2000` gives sections of a real size.
 """
 
 from __future__ import annotations
@@ -197,21 +200,26 @@ def peak_rss() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GiB
 
 
-def measure_demo(args: argparse.Namespace) -> dict:
-    """Seconds for the NB demo schedule (`--demo-epochs`: 2,500 + 2,500 full-graph steps) at
-    369 spots, each stage as the pipeline trains it (checkpoints and stage figure included)."""
-    from soscope.pipeline import data_dims, fit_stage, make_datamodule, print_lightning_once
+def measure_schedule(n_spots: int, overrides: list[str], args: argparse.Namespace) -> dict:
+    """Seconds for each stage of a whole schedule at `n_spots` spots, as the pipeline trains it
+    (the config with `overrides`; checkpoints and stage figures included), then for the
+    enhanced means and the predictive sd (`predict`), and the peak resident memory."""
+    from soscope.pipeline import (
+        data_dims,
+        fit_stage,
+        make_datamodule,
+        predict,
+        print_lightning_once,
+    )
 
     print_lightning_once()
     trainer = "gpu" if args.device == "cuda" else "cpu"
-    vgae_epochs, soscope_epochs = args.demo_epochs
-    epochs = [f"epochs.vgae={vgae_epochs}", f"epochs.soscope={soscope_epochs}"]
-    cfg = project_config(["experiment=nb", f"trainer={trainer}", *epochs])
-    graph = as_graph(synthetic_arrays(DEMO_SPOTS, args.genes, args.features), torch.float32)
+    cfg = project_config([f"trainer={trainer}", *overrides])
+    graph = as_graph(synthetic_arrays(n_spots, args.genes, args.features), torch.float32)
     datamodule = make_datamodule(cfg, Section(graph, [f"g{i}" for i in range(args.genes)]))
     dims = data_dims(datamodule.section)  # image features as projected by the data module
-    seconds = {}
-    with tempfile.TemporaryDirectory(prefix="soscope_demo_") as out:
+    seconds = {"epochs": dict(cfg.epochs)}
+    with tempfile.TemporaryDirectory(prefix="soscope_schedule_") as out:
         vgae = instantiate(cfg.model.vgae, _convert_="all", **dims)
         start = time.perf_counter()
         fit_stage(vgae, datamodule, cfg, Path(out))
@@ -221,7 +229,38 @@ def measure_demo(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         fit_stage(model, datamodule, cfg, Path(out))
         seconds["soscope"] = time.perf_counter() - start
-    return seconds
+        start = time.perf_counter()
+        predict(cfg, model, datamodule)
+        seconds["predict"] = time.perf_counter() - start
+    return {**seconds, "rss": peak_rss()}
+
+
+def measure_demo(args: argparse.Namespace) -> dict:
+    """The original's NB demo schedule (`--demo-epochs`: 2,500 + 2,500 full-graph steps) at
+    369 spots (`measure_schedule`)."""
+    vgae_epochs, soscope_epochs = args.demo_epochs
+    epochs = [f"epochs.vgae={vgae_epochs}", f"epochs.soscope={soscope_epochs}"]
+    return measure_schedule(DEMO_SPOTS, ["experiment=nb", *epochs], args)
+
+
+def schedule_line(n_spots: int, args: argparse.Namespace) -> str:
+    """The default schedule end to end at `n_spots` spots × `--genes` genes, measured in a fresh
+    process (a clean peak RSS), as one line of text."""
+    command = [sys.executable, __file__, "--worker-schedule", str(n_spots)]
+    command += ["--threads", str(args.threads), "--device", args.device]
+    command += ["--features", str(args.features), "--genes", str(args.genes)]
+    command += ["--config", *args.config] if args.config else []
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the schedule at {n_spots} spots failed:\n{done.stderr[-3000:]}")
+    s = json.loads(done.stdout.strip().splitlines()[-1])
+    total = s["vgae"] + s["soscope"] + s["predict"]
+    return (
+        f"Default schedule ({s['epochs']['vgae']:,} + {s['epochs']['soscope']:,} epochs) at "
+        f"{n_spots:,} spots × {args.genes:,} genes on {args.device}, {args.threads} threads: "
+        f"stage 1 {s['vgae']:.0f} s + stage 2 {s['soscope']:.0f} s + enhanced means and "
+        f"predictive sd {s['predict']:.0f} s = {total / 60:.1f} min, peak RSS {s['rss']:.2f} GiB"
+    )
 
 
 # ---------------------------------------------------------------- the original
@@ -403,7 +442,17 @@ def parse_args() -> argparse.Namespace:
         default=[],
         help="overrides of soscope's config, e.g. model.graph_loss=sampled (default: none)",
     )
+    parser.add_argument(
+        "--schedule",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="SPOTS",
+        help="also run the default schedule end to end (both stages, enhanced means and sd) "
+        "at these section sizes",
+    )
     parser.add_argument("--worker-soscope", nargs=2, metavar=("SPOTS", "MODE"))
+    parser.add_argument("--worker-schedule", type=int, metavar="SPOTS")
     parser.add_argument("--worker-original", type=Path, metavar="DATA")
     return parser.parse_args()
 
@@ -414,6 +463,9 @@ def main() -> None:
     if args.worker_soscope:
         spots, mode = args.worker_soscope
         print(json.dumps(measure_soscope(int(spots), mode, args)))
+        return
+    if args.worker_schedule:
+        print(json.dumps(measure_schedule(args.worker_schedule, args.config, args)))
         return
     if args.worker_original:
         budget = args.reference_timeout / 2
@@ -437,6 +489,8 @@ def main() -> None:
             f"{args.demo_epochs[1]:,} steps) on {args.device}: "
             f"stage 1 {seconds['vgae']:.0f} s + stage 2 {seconds['soscope']:.0f} s"
         )
+    for n in args.schedule:
+        print("\n" + schedule_line(n, args), flush=True)
 
 
 if __name__ == "__main__":

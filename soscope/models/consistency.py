@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from soscope.models.aggregation import aggregate, spot_counts
-from soscope.models.likelihoods import Likelihood
+from soscope.models.likelihoods import Likelihood, join_blocks
 
 CONSISTENCY_MODES = ("none", "rescale")
 
@@ -42,7 +42,7 @@ def rescale_to_spots(
             parts.append(torch.where(predicted[sub_to_spot], rescaled, x_b[sub_to_spot]))
         else:
             parts.append(sub_b + mean_shift(sub_b, x_b, k, sub_to_spot)[sub_to_spot])
-    return torch.cat(parts, dim=-1)
+    return join_blocks(parts)
 
 
 def rescale_spread(
@@ -66,7 +66,7 @@ def rescale_spread(
         if block.is_count:
             sd_b = sd_b * count_factor(sub_b.clamp(min=0), x_b, k, sub_to_spot)[sub_to_spot]
         parts.append(sd_b)
-    return torch.cat(parts, dim=-1)
+    return join_blocks(parts)
 
 
 def consistent_prior(
@@ -88,4 +88,4 @@ def consistent_prior(
         else:
             shift = mean_shift(mean_b, x_b, k, sub_to_spot)[sub_to_spot]
             parts.append(shift if prior_b is None else prior_b + shift)
-    return torch.cat(parts, dim=-1)
+    return join_blocks(parts)

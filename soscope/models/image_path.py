@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.distributions import NegativeBinomial, Normal, Poisson
 
 from soscope.models.aggregation import aggregate, aggregate_mean
-from soscope.models.likelihoods import BlockDistribution, Likelihood, positive
+from soscope.models.likelihoods import BlockDistribution, Likelihood, join_blocks, positive
 
 EPS = 1e-7
 
@@ -85,6 +85,7 @@ def level_offset(likelihood: Likelihood, mean: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
+@torch.no_grad()
 def image_shares(
     likelihood: Likelihood, eta: Tensor, sub_to_spot: Tensor, n_spots: int, temperature: float
 ) -> Tensor:
@@ -92,18 +93,19 @@ def image_shares(
 
     Count blocks: exp(t·η) over its mean within the spot (a factor with mean 1 per spot);
     Gaussian blocks: t·(η − its spot mean) (a shift with mean 0). The temperature t < 1 shrinks
-    the image's contrasts toward the equal split, as its predictions are uncertain.
+    the image's contrasts toward the equal split, as its predictions are uncertain. A prior:
+    no gradient flows through it (computed in place, one M×G buffer a block).
     """
     parts = []
     for block, eta_b in zip(likelihood.blocks, likelihood.split(eta), strict=True):
-        centred = eta_b - aggregate_mean(eta_b, sub_to_spot, n_spots)[sub_to_spot]
-        if not block.is_count:
-            parts.append(temperature * centred)
-            continue
         # Subtracting the spot mean first keeps exp() in range; the ratio is unchanged.
-        weight = torch.exp(temperature * centred)
-        parts.append(weight / aggregate_mean(weight, sub_to_spot, n_spots)[sub_to_spot])
-    return torch.cat(parts, dim=-1)
+        shares = eta_b - aggregate_mean(eta_b, sub_to_spot, n_spots)[sub_to_spot]
+        shares.mul_(temperature)
+        if block.is_count:
+            shares.exp_()
+            shares.div_(aggregate_mean(shares, sub_to_spot, n_spots)[sub_to_spot])
+        parts.append(shares)
+    return join_blocks(parts)
 
 
 def combine_priors(likelihood: Likelihood, first: Tensor | None, second: Tensor) -> Tensor:
@@ -116,4 +118,4 @@ def combine_priors(likelihood: Likelihood, first: Tensor | None, second: Tensor)
             likelihood.blocks, likelihood.split(first), likelihood.split(second), strict=True
         )
     ]
-    return torch.cat(parts, dim=-1)
+    return join_blocks(parts)

@@ -30,6 +30,11 @@ NO_SHAPE = torch.Size()
 FAMILIES = ("nb", "poisson", "gaussian")
 
 
+def join_blocks(parts: Sequence[Tensor]) -> Tensor:
+    """Feature blocks side by side; a single block as it is, not copied."""
+    return parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=-1)
+
+
 def positive(raw: Tensor) -> Tensor:
     """Softplus + 1e-7: the positivity map of every rate, dispersion and scale."""
     return F.softplus(raw) + EPS
@@ -154,16 +159,11 @@ class BlockDistribution(Distribution):
 
     @property
     def mean(self) -> Tensor:
-        return self._joined([p.mean for p in self.parts])
+        return join_blocks([p.mean for p in self.parts])
 
     @property
     def variance(self) -> Tensor:
-        return self._joined([p.variance for p in self.parts])
-
-    @staticmethod
-    def _joined(parts: list[Tensor]) -> Tensor:
-        """The blocks side by side (one block as it is, not copied)."""
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        return join_blocks([p.variance for p in self.parts])
 
     def log_prob(self, value: Tensor) -> Tensor:
         pieces = value.split(self.sizes, dim=-1)
@@ -210,7 +210,7 @@ class Likelihood:
         parts = []
         for block, xb in zip(self.blocks, self.split(x), strict=True):
             parts.append(torch.round(xb * k) if block.is_count else xb)
-        return torch.cat(parts, dim=-1)
+        return join_blocks(parts)
 
     def per_subspot(self, spot_values: Tensor, k: Tensor) -> Tensor:
         """Spot-scale values back to the per-subspot mean of the data contract (inverse scoring)."""
@@ -218,7 +218,7 @@ class Likelihood:
             vb / k if block.is_count else vb
             for block, vb in zip(self.blocks, self.split(spot_values), strict=True)
         ]
-        return torch.cat(parts, dim=-1)
+        return join_blocks(parts)
 
     def split(self, values: Tensor) -> tuple[Tensor, ...]:
         """Split the feature axis into the blocks."""

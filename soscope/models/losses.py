@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from soscope.models.aggregation import aggregate, aggregate_mean
-from soscope.models.likelihoods import Likelihood
+from soscope.models.likelihoods import Likelihood, join_blocks
 
 GRAPH_LOSS_MODES = ("exact", "sampled", "auto")
 NODE_LOSS_MODES = ("mse", "likelihood")
@@ -209,7 +209,7 @@ def smoothness(
         torch.log1p(values.clamp(min=0)) if block.is_count else values / block.scale
         for block, values in zip(likelihood.blocks, likelihood.split(sub_mean), strict=True)
     ]
-    v = torch.cat(parts, dim=-1)
+    v = join_blocks(parts)
     src, dst = edge_index
     energy = (v[src] - v[dst]).pow(2).sum(-1)
     total = edge_weight.sum() if weight_total is None else weight_total
