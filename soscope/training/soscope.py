@@ -94,6 +94,11 @@ class SoScopeModule(LatentGraphModule):
             ImagePath(self.hparams.feat_dim, self.likelihood, image_hidden) if image_path else None
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the kept share prior (a cache of the last batch's, see
+        `share_prior`)."""
+        return {**super().__getstate__(), "_kept_prior": None}
+
     def load_encoder(self, encoder: nn.Module) -> None:
         """Start from the stage-1 encoder's weights."""
         self.encoder.load_state_dict(encoder.state_dict())

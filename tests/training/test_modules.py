@@ -244,3 +244,24 @@ def test_a_step_that_reads_spots_only_gives_the_per_subspot_loss(
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
     for a, b in zip(fast_grads, slow_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_the_share_prior_is_kept_between_steps_on_one_section(tiny_tissue, monkeypatch):
+    import pickle
+
+    import soscope.training.soscope as soscope_module
+
+    section = tiny_tissue.to_section()
+    model = SoScopeModule(**module_args(section, share_prior="interp"))
+    calls = []
+    compute = soscope_module.share_prior
+    monkeypatch.setattr(
+        soscope_module, "share_prior", lambda *args: calls.append(1) or compute(*args)
+    )
+    for _ in range(3):
+        model.stage_loss(section.graph)
+    assert len(calls) == 1
+    other = section.graph.clone()
+    model.stage_loss(other)
+    assert len(calls) == 2  # another section (or tile) gets its own
+    assert pickle.loads(pickle.dumps(model))._kept_prior is None
