@@ -100,6 +100,7 @@ class Block:
         shifts (Gaussian): the same distribution without any per-subspot tensor (an NB's total
         counts add exactly, as the subspots share a logit)."""
         if self.family == "gaussian":
+            k = k.clamp(min=1)  # no division by 0 for a spot without subspots
             mu, sigma = self._gaussian_parameters(raw, k)
             mean = mu if prior_total is None else mu + prior_total / k
             return Normal(mean, sigma / k.sqrt())
