@@ -57,7 +57,7 @@ class ProgressLog(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_: Any) -> None:
         step = trainer.global_step
         part = step * LOG_PARTS // self.total
-        if part > self.logged:
+        if part > self.logged and trainer.is_global_zero:  # one line a run, not one a rank
             self.logged = part
             seconds = (time.perf_counter() - self.started) / max(step - self.first, 1)
             name = getattr(module, "stage_name", "train")
