@@ -211,8 +211,8 @@ def evaluate_against_truth(
 ) -> dict[str, dict[str, float]]:
     """soscope and the baselines against the ground truth, when there is one.
 
-    Baselines that interpolate need spot positions and run when the section has them; soscope's predictive
-    `sd`, when given, is scored for calibration.
+    Baselines that interpolate need spot positions and run when the section has them;
+    soscope's predictive `sd`, when given, is scored for calibration.
     """
     if section.truth is None:
         return {}

@@ -40,6 +40,9 @@ class Predictor:
         self.views = [section] if tiles is None else tiles
         self._posterior: tuple[Tensor, Tensor] | None = None
         self._mean: Tensor | None = None
+        # The subspot prior of a whole section, computed once for every Z drawn (tiles are
+        # served anew on each pass, and all of theirs together would outweigh the output).
+        self._section_prior: tuple[Tensor | None] | None = None
 
     @torch.no_grad()
     def enhance(self, non_negative: bool = True, consistency: str = "none") -> Tensor:
@@ -121,7 +124,7 @@ class Predictor:
         """Mean (and variance) of every subspot of the section given the section's latents."""
         mean = var = None
         for view in self.views:
-            dist = self.module.subspot_distribution(view, z[spots_of(view)])
+            dist = self.module.decoded_distribution(view, z[spots_of(view)], self.prior(view))
             ids, rows = own_rows(view, "subspot")
             if mean is None:
                 width = self.module.likelihood.n_features
@@ -131,6 +134,15 @@ class Predictor:
             if variance:
                 var[ids] = dist.variance[rows]
         return mean, var
+
+    def prior(self, view: SpotGraph) -> Tensor | None:
+        """The subspot prior of `view` (`SoScopeModule.subspot_prior`), kept for a whole
+        section."""
+        if view is not self.section:
+            return self.module.subspot_prior(view, self.module.image_eta(view))
+        if self._section_prior is None:
+            self._section_prior = (self.module.subspot_prior(view, self.module.image_eta(view)),)
+        return self._section_prior[0]
 
 
 @contextmanager

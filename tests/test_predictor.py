@@ -66,16 +66,25 @@ def test_gaussian_output_is_clipped_after_the_rescale():
     assert (Predictor(model, graph).enhance(non_negative=True, consistency="rescale") == 0).all()
 
 
-def test_the_posterior_is_computed_once_for_every_output(tiny_tissue, monkeypatch):
+def test_the_posterior_and_the_prior_are_computed_once_for_every_output(tiny_tissue, monkeypatch):
     section = tiny_tissue.to_section()
     graph = section.graph
-    model = SoScopeModule(**module_args(section))
-    calls = []
-    encode = model.encode
+    model = SoScopeModule(**module_args(section, image_path=True, image_hidden=8))
+    calls, priors = [], []
+    encode, subspot_prior = model.encode, model.subspot_prior
     monkeypatch.setattr(model, "encode", lambda batch: calls.append(1) or encode(batch))
+    monkeypatch.setattr(
+        model, "subspot_prior", lambda *args: priors.append(1) or subspot_prior(*args)
+    )
     predictor = Predictor(model, graph)
     predictor.enhance(consistency="rescale")
     predictor.enhance(non_negative=False)
-    predictor.predictive_sd(n_samples=2)
+    sd = predictor.predictive_sd(n_samples=2)
     assert len(calls) == 1
+    assert len(priors) == 1
     assert model.training  # the training mode is restored
+    # The same sd as a predictor that recomputes the prior for every Z (a tiled one).
+    monkeypatch.setattr(
+        Predictor, "prior", lambda self, view: subspot_prior(view, model.image_eta(view))
+    )
+    torch.testing.assert_close(Predictor(model, graph).predictive_sd(n_samples=2), sd)

@@ -16,9 +16,13 @@ from torch import Tensor, nn
 from torch.distributions import NegativeBinomial, Normal, Poisson
 
 from soscope.models.aggregation import aggregate, aggregate_mean
-from soscope.models.likelihoods import BlockDistribution, Likelihood, join_blocks, positive
-
-EPS = 1e-7
+from soscope.models.likelihoods import (
+    EPS,
+    BlockDistribution,
+    Likelihood,
+    join_blocks,
+    positive,
+)
 
 
 class ImagePath(nn.Module):

@@ -167,11 +167,18 @@ class SoScopeModule(LatentGraphModule):
         """p(y | z, image) of every subspot, each decoded from its own spot's latent; spread by
         the share prior and the image path's shares (`eta`, computed if not given) and held to
         the observed spots where those options are on."""
+        prior = self.subspot_prior(batch, self.image_eta(batch) if eta is None else eta)
+        return self.decoded_distribution(batch, z, prior)
+
+    def decoded_distribution(
+        self, batch: SpotGraph, z: Tensor, prior: Tensor | None
+    ) -> BlockDistribution:
+        """`subspot_distribution` given the subspots' `subspot_prior`, which does not depend on
+        Z (inference draws many Z for one prior)."""
         raw = self.raw_outputs(batch, z)
         if self.decodes_spots:
             raw = raw[batch.sub_to_spot]
         k_sub = subspot_counts(batch)[batch.sub_to_spot]
-        prior = self.subspot_prior(batch, self.image_eta(batch) if eta is None else eta)
         prior = None if prior is None else prior.to(raw.dtype)
         dist = self.likelihood.subspot_distribution(raw, k_sub, prior)
         if not self.hparams.consistent_training:
