@@ -11,11 +11,13 @@ images would, and its differences between the subspots of one spot become their 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import NegativeBinomial, Normal, Poisson
 
-from soscope.models.aggregation import aggregate, aggregate_mean
+from soscope.models.aggregation import aggregate_mean, spot_counts, spot_logsumexp, spot_softmax
 from soscope.models.likelihoods import (
     EPS,
     BlockDistribution,
@@ -68,12 +70,14 @@ class ImagePath(nn.Module):
                 mean = aggregate_mean(eta_b, sub_to_spot, n_spots)
                 parts.append(Normal(mean, positive(spread).expand_as(mean)))
                 continue
-            total = aggregate(torch.exp(eta_b), sub_to_spot, n_spots) + EPS
+            # log of the spot total Σ exp(η) + EPS, without an M×G exp or scatter
+            log_sum = spot_logsumexp(eta_b, sub_to_spot, n_spots)
+            log_total = torch.logaddexp(log_sum, log_sum.new_tensor(math.log(EPS)))
             if block.family == "poisson":
-                parts.append(Poisson(total, validate_args=False))
+                parts.append(Poisson(torch.exp(log_total), validate_args=False))
             else:  # NB with mean `total` and dispersion r: logits = log(total / r)
-                r = positive(spread).expand_as(total)
-                logits = torch.log(total) - torch.log(r)
+                r = positive(spread).expand_as(log_total)
+                logits = log_total - torch.log(r)
                 parts.append(NegativeBinomial(r, logits=logits, validate_args=False))
         return BlockDistribution(parts)
 
@@ -98,16 +102,16 @@ def image_shares(
     Count blocks: exp(t·η) over its mean within the spot (a factor with mean 1 per spot);
     Gaussian blocks: t·(η − its spot mean) (a shift with mean 0). The temperature t < 1 shrinks
     the image's contrasts toward the equal split, as its predictions are uncertain. A prior:
-    no gradient flows through it (computed in place, one M×G buffer a block).
+    no gradient flows through it.
     """
     parts = []
     for block, eta_b in zip(likelihood.blocks, likelihood.split(eta), strict=True):
-        # Subtracting the spot mean first keeps exp() in range; the ratio is unchanged.
-        shares = eta_b - aggregate_mean(eta_b, sub_to_spot, n_spots)[sub_to_spot]
-        shares.mul_(temperature)
-        if block.is_count:
-            shares.exp_()
-            shares.div_(aggregate_mean(shares, sub_to_spot, n_spots)[sub_to_spot])
+        if block.is_count:  # K × the softmax of t·η over the spot's subspots
+            shares = spot_softmax(eta_b * temperature, sub_to_spot, n_spots)
+            shares.mul_(spot_counts(sub_to_spot, n_spots).to(shares.dtype)[sub_to_spot])
+        else:
+            shares = eta_b - aggregate_mean(eta_b, sub_to_spot, n_spots)[sub_to_spot]
+            shares.mul_(temperature)
         parts.append(shares)
     return join_blocks(parts)
 

@@ -167,7 +167,7 @@ class BlockDistribution(Distribution):
         return join_blocks([p.variance for p in self.parts])
 
     def log_prob(self, value: Tensor) -> Tensor:
-        pieces = value.split(self.sizes, dim=-1)
+        pieces = (value,) if len(self.sizes) == 1 else value.split(self.sizes, dim=-1)
         return sum(Independent(p, 1).log_prob(v) for p, v in zip(self.parts, pieces, strict=True))
 
     def rsample(self, sample_shape: torch.Size = NO_SHAPE) -> Tensor:
@@ -222,8 +222,9 @@ class Likelihood:
         return join_blocks(parts)
 
     def split(self, values: Tensor) -> tuple[Tensor, ...]:
-        """Split the feature axis into the blocks."""
-        return values.split(self.sizes, dim=-1)
+        """Split the feature axis into the blocks (a single block: `values` itself, with no
+        split for autograd to undo by a copy)."""
+        return (values,) if len(self.sizes) == 1 else values.split(self.sizes, dim=-1)
 
     def spot_distribution(self, raw: Tensor) -> BlockDistribution:
         widths = [b.spot_width for b in self.blocks]
