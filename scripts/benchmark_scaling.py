@@ -8,12 +8,15 @@ Usage:
 For each size the script makes a synthetic Visium section (7 subspots per spot, 2,048-d image
 features, 9 NB genes; hexagonal spot lattice, kNN subspot graph), trains soscope's default
 stage-2 model on it in a fresh process (full graph below `--tiles-from` spots, tiles from there
-on, with float16 image features) and prints one Markdown table: mode, spots, subspots, seconds
-per training step (median after a warm-up step), seconds per epoch, peak resident memory, the
+on, with float16 image features) and prints one Markdown table: mode, spots, subspots, the
+subspot-graph loss its step computes (exact, sampled or off) with the image-feature columns it
+reads, seconds per training step (median after a warm-up step), seconds per epoch, peak resident memory, the
 inference time (enhanced means, spot-consistent) and the one-off time of projecting the image
 features onto their top `data.feature_components` directions, as the data module does;
-`--config` changes soscope's config (Hydra overrides). With `--reference` (a checkout of the
-original soScope) it also times the original's `soScope_NB` training step on the same data, in
+`--config` changes soscope's config (Hydra overrides; `model=original` is the original's model,
+exact graph loss on all image columns included). With `--reference` (a checkout of the
+original soScope) it also times the original's `soScope_NB` training step (exact graph loss,
+all image columns) on the same data, in
 a separate process under a memory cap and a time limit per size, and adds the ratio
 original / soscope, or 'did not finish' / 'out of memory'. `--demo` also times the original's
 NB demo schedule (2,500 + 2,500 steps at 369 spots) end to end on `--device`; `--schedule
@@ -48,6 +51,7 @@ from soscope.data.features import project_features  # noqa: E402
 from soscope.data.graph import build_knn_graph, build_spot_graph  # noqa: E402
 from soscope.data.sample import Section, SpotGraph, fixed_layout, make_spot_graph  # noqa: E402
 from soscope.data.tiles import TiledSection  # noqa: E402
+from soscope.models.losses import resolve_graph_mode  # noqa: E402
 from soscope.predictor import Predictor  # noqa: E402
 from soscope.preprocess.layouts import visium_subspots  # noqa: E402
 from soscope.training.soscope import SoScopeModule  # noqa: E402
@@ -184,6 +188,7 @@ def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
         "spots": n_spots,
         "subspots": graph.num_subspots,
         "tiles": 1 if tiles is None else len(tiles),
+        "loss": graph_loss_label(model, graph if tiles is None else tiles[0]),
         "step": statistics.median(steps),
         "epoch": epoch,
         "inference": inference,
@@ -193,6 +198,16 @@ def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
     if args.device == "cuda":
         result["gpu_memory"] = torch.cuda.max_memory_allocated() / GiB
     return result
+
+
+def graph_loss_label(model: SoScopeModule, batch: SpotGraph) -> str:
+    """The subspot-graph loss a step of `model` computes on `batch` (off at weight 0), and the
+    image-feature columns its decoder and image path read."""
+    hp = model.hparams
+    loss = "off"
+    if hp.graph_loss_weight:
+        loss = resolve_graph_mode(hp.graph_loss, batch.num_subspots, hp.exact_max_nodes)
+    return f"{loss} ({hp.feat_dim:,})"
 
 
 def peak_rss() -> float:
@@ -391,6 +406,7 @@ def row(ours: dict, original: dict | None) -> str:
         ours["mode"] + ("" if ours["mode"] == "full" else f" ({ours['tiles']})"),
         f"{ours['spots']:,}",
         f"{ours['subspots']:,}",
+        ours["loss"],
         f"{ours['step']:.3f}",
         f"{ours['epoch']:.2f}",
         f"{ours['rss']:.2f}",
@@ -411,7 +427,8 @@ def row(ours: dict, original: dict | None) -> str:
 
 def header(args: argparse.Namespace) -> str:
     """The table's head."""
-    names = ["mode (tiles)", "spots", "subspots", "s/step", "s/epoch", "peak RSS GiB"]
+    names = ["mode (tiles)", "spots", "subspots", "graph loss (image columns)", "s/step"]
+    names += ["s/epoch", "peak RSS GiB"]
     names += ["inference s", "feature projection s"]
     if args.device == "cuda":
         names.append("peak GPU GiB")

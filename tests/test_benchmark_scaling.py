@@ -24,7 +24,9 @@ def test_both_modes_measure_a_tiny_section(bench):
     for result in (full, tiles):
         assert result["step"] > 0 and result["epoch"] >= result["step"] and result["rss"] > 0
     line = bench["row"](tiles, {"step": 2 * tiles["step"], "rss": 1.0})
-    assert line.startswith(f"| tiles ({tiles['tiles']}) | 60 | 420 |") and line.endswith("| 2.0× |")
+    assert line.startswith(f"| tiles ({tiles['tiles']}) | 60 | 420 | off (16) |") and line.endswith(
+        "| 2.0× |"
+    )
     assert "| did not finish |" in bench["row"](full, {"failure": "did not finish"})
 
 
@@ -43,3 +45,18 @@ def test_the_demo_schedule_runs_both_stages_and_the_predictions(bench):
     seconds = bench["measure_demo"](args)
     assert seconds["epochs"] == {"vgae": 2, "soscope": 2}
     assert all(seconds[part] > 0 for part in ("vgae", "soscope", "predict", "rss"))
+
+
+def test_rows_say_which_graph_loss_a_step_computed(bench):
+    args = argparse.Namespace(genes=3, features=16, device="cpu", steps=1, tile_size=20)
+    exact = bench["measure_soscope"](
+        30, "full", argparse.Namespace(**vars(args), config=["model=original"])
+    )
+    assert exact["loss"] == "exact (16)"
+    sampled = ["model=original", "model.graph_loss=sampled", "data.feature_components=4"]
+    assert (
+        bench["measure_soscope"](30, "full", argparse.Namespace(**vars(args), config=sampled))[
+            "loss"
+        ]
+        == "sampled (4)"
+    )
