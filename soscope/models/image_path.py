@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import NegativeBinomial, Normal, Poisson
 
@@ -52,7 +53,9 @@ class ImagePath(nn.Module):
         `offset` (G) is the features' typical per-subspot level (`level_offset`), so the net
         learns only departures from it.
         """
-        return self.net(feat.to(offset.dtype)) + offset
+        hidden = self.net[:-1](feat.to(offset.dtype))
+        last = self.net[-1]  # the offset joins its bias: no second M×G pass
+        return F.linear(hidden, last.weight, last.bias + offset)
 
     def spot_distribution(
         self, eta: Tensor, sub_to_spot: Tensor, n_spots: int
@@ -117,13 +120,14 @@ def image_shares(
 
 
 def combine_priors(likelihood: Likelihood, first: Tensor | None, second: Tensor) -> Tensor:
-    """Two share priors in one: factors multiply (count blocks), shifts add (Gaussian blocks)."""
+    """Two share priors in one, written into `second` (a fresh prior such as `image_shares`'):
+    factors multiply (count blocks), shifts add (Gaussian blocks)."""
     if first is None:
         return second
-    parts = [
-        a * b if block.is_count else a + b
-        for block, a, b in zip(
-            likelihood.blocks, likelihood.split(first), likelihood.split(second), strict=True
-        )
-    ]
-    return join_blocks(parts)
+    blocks = zip(likelihood.blocks, likelihood.split(first), likelihood.split(second), strict=True)
+    for block, a, b in blocks:
+        if block.is_count:
+            b.mul_(a)
+        else:
+            b.add_(a)
+    return second
