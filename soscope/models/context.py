@@ -92,8 +92,11 @@ def subspot_context(batch: Data, z: Tensor, spacing: Tensor | None) -> Tensor:
     return torch.cat([interpolated - z[parent], offset], dim=-1)
 
 
-def share_prior(batch: Data, likelihood: Likelihood, spacing: Tensor | None) -> Tensor:
-    """M×G: how the neighbourhood says each spot's profile spreads over its subspots.
+def share_prior(
+    batch: Data, likelihood: Likelihood, spacing: Tensor | None, columns: slice = slice(None)
+) -> Tensor:
+    """M×G: how the neighbourhood says each spot's profile spreads over its subspots, for the
+    features `columns` (`likelihood` is theirs).
 
     The observed spot profiles interpolated at each subspot centre, relative to their mean over
     the subspot's spot: a ratio for count blocks (1 where a spot's interpolation is all zero),
@@ -101,7 +104,7 @@ def share_prior(batch: Data, likelihood: Likelihood, spacing: Tensor | None) -> 
     The enhancement decoder's subspot means are multiplied (shifted) by it, so the decoder
     learns what the image adds.
     """
-    x = batch.x.float()
+    x = batch.x[:, columns].float()
     interpolated = torch.sparse.mm(interpolation_kernel(batch, spacing, x.dtype), x)
     unit = torch.zeros_like(x)
     for block, part in zip(likelihood.blocks, likelihood.split(unit), strict=True):

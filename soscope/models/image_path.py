@@ -27,6 +27,8 @@ from soscope.models.likelihoods import (
     positive,
 )
 
+ALL = slice(None)
+
 
 class ImagePath(nn.Module):
     """Image feature → per-subspot profile (an MLP with `hidden` units, or linear if 0), and a
@@ -53,19 +55,28 @@ class ImagePath(nn.Module):
         `offset` (G) is the features' typical per-subspot level (`level_offset`), so the net
         learns only departures from it.
         """
-        hidden = self.net[:-1](feat.to(offset.dtype))
+        return self.predict(self.hidden(feat, offset.dtype), offset)
+
+    def hidden(self, feat: Tensor, dtype: torch.dtype) -> Tensor:
+        """What the last layer reads: the hidden units (the features themselves if linear)."""
+        return self.net[:-1](feat.to(dtype))
+
+    def predict(self, hidden: Tensor, offset: Tensor, columns: slice = ALL) -> Tensor:
+        """`forward` of the features `columns` (offset of all features), from `hidden`."""
         last = self.net[-1]  # the offset joins its bias: no second M×G pass
-        return F.linear(hidden, last.weight, last.bias + offset)
+        return F.linear(hidden, last.weight[columns], last.bias[columns] + offset[columns])
 
     def spot_distribution(
-        self, eta: Tensor, sub_to_spot: Tensor, n_spots: int
+        self, eta: Tensor, sub_to_spot: Tensor, n_spots: int, columns: slice = ALL
     ) -> BlockDistribution:
-        """What the image path predicts for each spot: the total (mean) of its subspots."""
+        """What the image path predicts for each spot: the total (mean) of its subspots, for
+        the features `columns` of `eta` (one block's, or all)."""
+        likelihood = self.likelihood.restrict(columns)
         parts = []
         blocks = zip(
-            self.likelihood.blocks,
-            self.likelihood.split(eta),
-            self.likelihood.split(self.raw_spread),
+            likelihood.blocks,
+            likelihood.split(eta),
+            likelihood.split(self.raw_spread[columns]),
             strict=True,
         )
         for block, eta_b, spread in blocks:

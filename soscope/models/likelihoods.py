@@ -9,7 +9,7 @@ totals (the per-subspot mean x times K); continuous blocks on x itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,12 @@ FAMILIES = ("nb", "poisson", "gaussian")
 def join_blocks(parts: Sequence[Tensor]) -> Tensor:
     """Feature blocks side by side; a single block as it is, not copied."""
     return parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=-1)
+
+
+def split_columns(values: Tensor, sizes: Sequence[int]) -> tuple[Tensor, ...]:
+    """`values` split along its last axis into runs of `sizes`; one run is `values` itself, with
+    no split for autograd to undo by a copy."""
+    return (values,) if len(sizes) == 1 else values.split(list(sizes), dim=-1)
 
 
 def positive(raw: Tensor) -> Tensor:
@@ -167,7 +173,7 @@ class BlockDistribution(Distribution):
         return join_blocks([p.variance for p in self.parts])
 
     def log_prob(self, value: Tensor) -> Tensor:
-        pieces = (value,) if len(self.sizes) == 1 else value.split(self.sizes, dim=-1)
+        pieces = split_columns(value, self.sizes)
         return sum(Independent(p, 1).log_prob(v) for p, v in zip(self.parts, pieces, strict=True))
 
     def rsample(self, sample_shape: torch.Size = NO_SHAPE) -> Tensor:
@@ -222,13 +228,12 @@ class Likelihood:
         return join_blocks(parts)
 
     def split(self, values: Tensor) -> tuple[Tensor, ...]:
-        """Split the feature axis into the blocks (a single block: `values` itself, with no
-        split for autograd to undo by a copy)."""
-        return (values,) if len(self.sizes) == 1 else values.split(self.sizes, dim=-1)
+        """Split the feature axis into the blocks."""
+        return split_columns(values, self.sizes)
 
     def spot_distribution(self, raw: Tensor) -> BlockDistribution:
         widths = [b.spot_width for b in self.blocks]
-        parts = raw.split(widths, dim=-1)
+        parts = split_columns(raw, widths)
         return BlockDistribution(
             [b.spot_distribution(r) for b, r in zip(self.blocks, parts, strict=True)]
         )
@@ -237,7 +242,7 @@ class Likelihood:
         self, raw: Tensor, k: Tensor, prior: Tensor | None = None
     ) -> BlockDistribution:
         widths = [b.subspot_width for b in self.blocks]
-        parts = raw.split(widths, dim=-1)
+        parts = split_columns(raw, widths)
         priors = [None] * len(self.blocks) if prior is None else self.split(prior)
         return BlockDistribution(
             [
@@ -246,21 +251,51 @@ class Likelihood:
             ]
         )
 
-    def shared_aggregate(
-        self, raw: Tensor, k: Tensor, prior: Tensor | None, sub_to_spot: Tensor
-    ) -> BlockDistribution:
+    def prior_totals(self, prior: Tensor, sub_to_spot: Tensor, n_spots: int) -> Tensor:
+        """N×G: the sum over each spot's subspots of a subspot prior's factors (count blocks,
+        each at least EPS as `subspot_distribution` takes them) or shifts (Gaussian)."""
+        parts = [
+            aggregate(p.clamp(min=EPS) if block.is_count else p, sub_to_spot, n_spots)
+            for block, p in zip(self.blocks, self.split(prior), strict=True)
+        ]
+        return join_blocks(parts)
+
+    def shared_aggregate(self, raw: Tensor, k: Tensor, totals: Tensor | None) -> BlockDistribution:
         """`aggregate(subspot_distribution(raw[sub_to_spot], k[sub_to_spot], prior))` for raw
         outputs `raw` shared by each spot's subspots (one row per spot), computed at spot level:
-        the per-subspot `prior` enters only through its sums over each spot."""
+        the per-subspot prior enters only through its `prior_totals`."""
         widths = [b.subspot_width for b in self.blocks]
-        priors = [None] * len(self.blocks) if prior is None else self.split(prior)
-        parts = []
-        for block, r, p in zip(self.blocks, raw.split(widths, dim=-1), priors, strict=True):
-            total = None
-            if p is not None:
-                total = aggregate(p.clamp(min=EPS) if block.is_count else p, sub_to_spot, len(r))
-            parts.append(block.shared_aggregate(r, k, total))
-        return BlockDistribution(parts)
+        parts = split_columns(raw, widths)
+        totals = [None] * len(self.blocks) if totals is None else self.split(totals)
+        return BlockDistribution(
+            [
+                block.shared_aggregate(r, k, t)
+                for block, r, t in zip(self.blocks, parts, totals, strict=True)
+            ]
+        )
+
+    def restrict(self, columns: slice) -> Likelihood:
+        """The likelihood of the features `columns` (a slice of step 1): the blocks' parts
+        that fall inside it."""
+        first, stop, _ = columns.indices(self.n_features)
+        blocks, start = [], 0
+        for block in self.blocks:
+            size = min(stop, start + block.size) - max(first, start)
+            if size > 0:
+                blocks.append(replace(block, size=size))
+            start += block.size
+        return Likelihood(self.name, blocks)
+
+    def column_chunks(self, width: int) -> list[tuple[slice, Likelihood]]:
+        """The feature axis in runs of at most `width` columns, none across two blocks, each
+        with its likelihood: per-feature terms computed run by run need no M×G tensor."""
+        chunks, start = [], 0
+        for block in self.blocks:
+            for first in range(start, start + block.size, width):
+                columns = slice(first, min(first + width, start + block.size))
+                chunks.append((columns, self.restrict(columns)))
+            start += block.size
+        return chunks
 
     def aggregate(
         self, dist: BlockDistribution, sub_to_spot: Tensor, n_spots: int

@@ -7,14 +7,19 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution
 
 from soscope.data.sample import SpotGraph, section_spacing, subspot_counts
 from soscope.models.aggregation import aggregate_mean
 from soscope.models.consistency import consistent_prior
 from soscope.models.context import PRIOR_MODES, context_width, share_prior, subspot_context
 from soscope.models.decoders import EnhancementDecoder
-from soscope.models.image_path import ImagePath, combine_priors, image_shares, level_offset
+from soscope.models.image_path import (
+    ALL,
+    ImagePath,
+    combine_priors,
+    image_shares,
+    level_offset,
+)
 from soscope.models.likelihoods import BlockDistribution
 from soscope.models.losses import (
     NODE_LOSS_MODES,
@@ -29,6 +34,9 @@ from soscope.training.scope import loss_scope, rows_and_pool
 GAMMA_MODES = ("loss", "lr")
 # The largest share prior (subspots × features) kept between steps: 400 MB in float32.
 KEPT_PRIOR_ENTRIES = 100_000_000
+# Subspot values (subspots × features) a step holds at once per term computed in runs of
+# features (`spot_level_losses`): 64 MB in float32.
+CHUNK_ENTRIES = 1 << 24
 
 
 class SoScopeModule(LatentGraphModule):
@@ -113,11 +121,16 @@ class SoScopeModule(LatentGraphModule):
         """The image path's per-subspot prediction (see `ImagePath`), None when it is off."""
         if self.image_path is None:
             return None
-        level = getattr(batch, "level", None)  # a tile carries its section's
+        return self.image_path(batch.sub_feat, self.image_offset(batch))
+
+    def image_offset(self, batch: SpotGraph) -> Tensor:
+        """The image path's `level_offset` from the training spots' mean profile (a tile
+        carries its section's)."""
+        level = getattr(batch, "level", None)
         if level is None:
             train = self.train_mask(batch)
             level = (batch.x if train is None else batch.x[train]).float().mean(0)
-        return self.image_path(batch.sub_feat, level_offset(self.likelihood, level))
+        return level_offset(self.likelihood, level)
 
     @property
     def decodes_spots(self) -> bool:
@@ -136,30 +149,47 @@ class SoScopeModule(LatentGraphModule):
         feat = batch.sub_feat if self.hparams.decoder_features else batch.sub_feat[:, :0]
         return self.decoder(z[batch.sub_to_spot], feat, k[batch.sub_to_spot], context)
 
-    def subspot_prior(self, batch: SpotGraph, eta: Tensor | None) -> Tensor | None:
+    def subspot_prior(
+        self, batch: SpotGraph, eta: Tensor | None, columns: slice = ALL
+    ) -> Tensor | None:
         """How each spot is spread over its subspots before the decoder has its say: the share
-        prior and the image path's shares combined (None when both are off). Neither trains
-        through this: the image path learns from the spot totals alone (`image_loss`)."""
-        prior = self.share_prior(batch) if self.hparams.share_prior != "none" else None
+        prior and the image path's shares combined (None when both are off), for the features
+        `columns` (`eta` holds just those). Neither trains through this: the image path learns
+        from the spot totals alone (`image_loss`)."""
+        prior = None
+        if self.hparams.share_prior != "none":
+            prior = self.share_prior(batch, columns)
         if eta is None:
             return prior
+        likelihood = self.likelihood.restrict(columns)
         temperature = self.hparams.image_temperature
         shares = image_shares(
-            self.likelihood, eta.detach(), batch.sub_to_spot, batch.num_nodes, temperature
+            likelihood, eta.detach(), batch.sub_to_spot, batch.num_nodes, temperature
         )
-        return combine_priors(self.likelihood, prior, shares)
+        return combine_priors(likelihood, prior, shares)
 
-    def share_prior(self, batch: SpotGraph) -> Tensor:
-        """`soscope.models.context.share_prior` of `batch`; it depends on the data alone, so the
-        last batch's is kept while it holds at most `KEPT_PRIOR_ENTRIES` values (the whole
-        section, trained on step after step)."""
+    def share_prior(self, batch: SpotGraph, columns: slice = ALL) -> Tensor:
+        """`soscope.models.context.share_prior` of `batch`'s features `columns`. It depends on
+        the data alone, so a whole batch's is kept while it holds at most `KEPT_PRIOR_ENTRIES`
+        values (the whole section, trained on step after step); beyond that only `columns`
+        are computed."""
         kept = self._kept_prior
         if kept is not None and kept[0]() is batch and kept[1] == batch.x._version:
-            return kept[2]
-        prior = share_prior(batch, self.likelihood, section_spacing(batch))
-        if prior.numel() <= KEPT_PRIOR_ENTRIES:
-            self._kept_prior = (weakref.ref(batch), batch.x._version, prior)
-        return prior
+            return kept[2][:, columns]
+        spacing = section_spacing(batch)
+        n_subspots = batch.sub_to_spot.numel()
+        if n_subspots * batch.x.size(1) > KEPT_PRIOR_ENTRIES:
+            return share_prior(batch, self.likelihood.restrict(columns), spacing, columns)
+        prior = batch.x.new_empty(n_subspots, batch.x.size(1), dtype=torch.float32)
+        for run, likelihood in self.likelihood.column_chunks(self.run_width(batch)):
+            prior[:, run] = share_prior(batch, likelihood, spacing, run)
+        self._kept_prior = (weakref.ref(batch), batch.x._version, prior)
+        return prior[:, columns]
+
+    @staticmethod
+    def run_width(batch: SpotGraph) -> int:
+        """Features a run of `CHUNK_ENTRIES` subspot values holds."""
+        return max(1, CHUNK_ENTRIES // max(1, batch.sub_to_spot.numel()))
 
     def subspot_distribution(
         self, batch: SpotGraph, z: Tensor, eta: Tensor | None = None
@@ -191,34 +221,51 @@ class SoScopeModule(LatentGraphModule):
     def scores_spots_only(self) -> bool:
         """Whether a step reads no per-subspot output: the likelihood node loss of a decoder
         that `decodes_spots`, and no term per subspot (graph loss, smoothness, consistent
-        training). The node loss then comes from `shared_spot_distribution`."""
+        training). The node loss then comes from `spot_level_losses`."""
         hp = self.hparams
         per_subspot = hp.consistent_training or hp.graph_loss_weight or hp.smooth_weight
         return self.decodes_spots and hp.node_loss == "likelihood" and not per_subspot
 
-    def shared_spot_distribution(
-        self, batch: SpotGraph, z: Tensor, eta: Tensor | None
-    ) -> Distribution:
-        """The aggregate of each spot's subspot distributions when they share the spot's raw
-        outputs (`decodes_spots`), computed at spot level: the same distribution without a
-        per-subspot decoder output or likelihood parameter."""
+    def spot_level_losses(self, batch: SpotGraph, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Per spot: −log p(observed spot | the aggregate of its subspots) when they share the
+        spot's raw outputs (`decodes_spots`), and the image path's `image_loss` (None when it
+        is off). Computed at spot level, with no per-subspot decoder output or likelihood
+        parameter, a run of features at a time (`CHUNK_ENTRIES` subspot values a run): the
+        subspot prior and the image path's predictions are never held for all features."""
+        k = subspot_counts(batch)
+        target = self.likelihood.spot_target(batch.x, k)
+        hidden = offset = image = None
+        if self.image_path is not None:
+            offset = self.image_offset(batch)
+            hidden = self.image_path.hidden(batch.sub_feat, offset.dtype)
+        totals = []
+        for columns, likelihood in self.likelihood.column_chunks(self.run_width(batch)):
+            eta = None if hidden is None else self.image_path.predict(hidden, offset, columns)
+            prior = self.subspot_prior(batch, eta, columns)
+            if prior is not None:
+                totals.append(likelihood.prior_totals(prior, batch.sub_to_spot, batch.num_nodes))
+            if eta is not None:
+                loss = self.image_loss(batch, eta, target[:, columns], columns)
+                image = loss if image is None else image + loss
         raw = self.raw_outputs(batch, z)
-        prior = self.subspot_prior(batch, eta)
-        prior = None if prior is None else prior.to(raw.dtype)
-        k = subspot_counts(batch).to(raw.dtype)
-        return self.likelihood.shared_aggregate(raw, k, prior, batch.sub_to_spot)
+        total = torch.cat(totals, dim=-1).to(raw.dtype) if totals else None
+        dist = self.likelihood.shared_aggregate(raw, k.to(raw.dtype), total)
+        return -dist.log_prob(target), image
 
     def stage_loss(self, batch: SpotGraph) -> tuple[Tensor, dict[str, Tensor]]:
         hp = self.hparams
         scope = loss_scope(batch)
         q = self.encode(batch)
         z = q.rsample()
-        eta = self.image_eta(batch)
         k = subspot_counts(batch)
         if self.scores_spots_only:
-            spot_dist = self.shared_spot_distribution(batch, z, eta)
-            per_spot = -spot_dist.log_prob(self.likelihood.spot_target(batch.x, k))
+            per_spot, image = self.spot_level_losses(batch, z)
         else:
+            eta = self.image_eta(batch)
+            image = None
+            if eta is not None:
+                target = self.likelihood.spot_target(batch.x, k)
+                image = self.image_loss(batch, eta, target)
             sub_dist = self.subspot_distribution(batch, z, eta)
             sub_mean = sub_dist.mean
             if hp.node_loss == "mse":
@@ -244,22 +291,24 @@ class SoScopeModule(LatentGraphModule):
             sub_weight = scope.sub_weight / scope.tiles
             terms["smooth_loss"] = smoothness(self.likelihood, sub_mean, edges, weights, sub_weight)
             loss = loss + hp.smooth_weight * terms["smooth_loss"]
-        if eta is not None:
-            image = scope.spot_mean(self.image_loss(batch, eta, k), train)
-            loss = loss + image
-            terms["image_loss"] = image
+        if image is not None:
+            terms["image_loss"] = scope.spot_mean(image, train)
+            loss = loss + terms["image_loss"]
         if hp.gamma_mode == "loss":
             loss = gamma * loss
         terms["beta"] = beta
         return loss, {**terms, "gamma": gamma}
 
-    def image_loss(self, batch: SpotGraph, eta: Tensor, k: Tensor) -> Tensor:
-        """Per spot: −log p(observed spot | the image path's prediction of its subspots), the
-        mean over features, so that its L2 penalty means the same whatever their number (only
-        the image path learns from this term)."""
-        predicted = self.image_path.spot_distribution(eta, batch.sub_to_spot, batch.num_nodes)
-        target = self.likelihood.spot_target(batch.x.to(eta.dtype), k)
-        return -predicted.log_prob(target) / target.size(-1)
+    def image_loss(
+        self, batch: SpotGraph, eta: Tensor, target: Tensor, columns: slice = ALL
+    ) -> Tensor:
+        """Per spot: −log p(observed spot `target` | the image path's prediction `eta` of its
+        subspots) over the features `columns`, divided by the number of all features, so that
+        its L2 penalty means the same whatever their number (only the image path learns from
+        this term)."""
+        path = self.image_path
+        predicted = path.spot_distribution(eta, batch.sub_to_spot, batch.num_nodes, columns)
+        return -predicted.log_prob(target.to(eta.dtype)) / self.likelihood.n_features
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The image path learns at its own rate (`image_lr`), its weight matrices with their

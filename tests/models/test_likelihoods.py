@@ -114,7 +114,17 @@ def test_the_shared_aggregate_is_the_aggregate_of_subspots_sharing_a_spot(name, 
     per_subspot = lik.subspot_distribution(raw[sub_to_spot], k[sub_to_spot], prior)
     expected = lik.aggregate(per_subspot, sub_to_spot, 3).log_prob(target)
     (grad_expected,) = torch.autograd.grad(expected.sum(), raw)
-    shared = lik.shared_aggregate(raw, k, prior, sub_to_spot).log_prob(target)
+    totals = None if prior is None else lik.prior_totals(prior, sub_to_spot, 3)
+    shared = lik.shared_aggregate(raw, k, totals).log_prob(target)
     (grad_shared,) = torch.autograd.grad(shared.sum(), raw)
     torch.testing.assert_close(shared, expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(grad_shared, grad_expected, rtol=1e-3, atol=1e-4)
+
+
+def test_column_chunks_cover_the_features_within_blocks():
+    lik = make_likelihood("joint_pnb", 7, protein_dim=3)
+    chunks = lik.column_chunks(2)
+    assert [(c.start, c.stop) for c, _ in chunks] == [(0, 2), (2, 3), (3, 5), (5, 7)]
+    assert [part.blocks[0].family for _, part in chunks] == ["poisson"] * 2 + ["nb"] * 2
+    assert all(part.n_features == c.stop - c.start for c, part in chunks)
+    assert [b.size for b in lik.restrict(slice(2, 5)).blocks] == [1, 2]

@@ -205,12 +205,19 @@ def test_without_decoder_features_only_the_priors_share_a_spot_out(tiny_tissue):
 
 
 @pytest.mark.parametrize("likelihood", ["nb", "joint_gaussian"])
+@pytest.mark.parametrize("in_runs", [False, True])
 def test_a_step_that_reads_spots_only_gives_the_per_subspot_loss(
-    tiny_tissue, likelihood, monkeypatch
+    tiny_tissue, likelihood, in_runs, monkeypatch
 ):
     """The defaults' step (no image in the decoder, likelihood node loss, no term per subspot)
-    scores spots at spot level: the same loss and gradients as through every subspot."""
+    scores spots at spot level: the same loss and gradients as through every subspot, whether
+    the features are taken in runs of two (the share prior then computed run by run) or not."""
+    import soscope.training.soscope as soscope_module
+
     section = tiny_tissue.to_section()
+    if in_runs:
+        monkeypatch.setattr(soscope_module, "CHUNK_ENTRIES", 2 * section.graph.num_subspots)
+        monkeypatch.setattr(soscope_module, "KEPT_PRIOR_ENTRIES", 0)
     args = module_args(
         section,
         likelihood=likelihood,
@@ -236,12 +243,14 @@ def test_a_step_that_reads_spots_only_gives_the_per_subspot_loss(
         model.zero_grad()
         loss, terms = model.stage_loss(section.graph)
         loss.backward()
-        return terms["node_loss"], [p.grad.clone() for p in model.decoder.parameters()]
+        losses = torch.stack([terms["node_loss"], terms["image_loss"]])
+        return losses, [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     fast, fast_grads = step()
     monkeypatch.setattr(SoScopeModule, "scores_spots_only", property(lambda self: False))
     slow, slow_grads = step()
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    assert len(fast_grads) == len(slow_grads) > len(list(model.decoder.parameters()))
     for a, b in zip(fast_grads, slow_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
 
