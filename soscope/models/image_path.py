@@ -16,13 +16,14 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import NegativeBinomial, Normal, Poisson
+from torch.distributions import Normal, Poisson
 
 from soscope.models.aggregation import aggregate_mean, spot_counts, spot_logsumexp, spot_softmax
 from soscope.models.likelihoods import (
     EPS,
     BlockDistribution,
     Likelihood,
+    NegativeBinomial,
     join_blocks,
     positive,
 )
@@ -90,9 +91,8 @@ class ImagePath(nn.Module):
             if block.family == "poisson":
                 parts.append(Poisson(torch.exp(log_total), validate_args=False))
             else:  # NB with mean `total` and dispersion r: logits = log(total / r)
-                r = positive(spread).expand_as(log_total)
-                logits = log_total - torch.log(r)
-                parts.append(NegativeBinomial(r, logits=logits, validate_args=False))
+                r = positive(spread)  # per feature: NegativeBinomial takes lgamma(r) once
+                parts.append(NegativeBinomial(r, log_total - torch.log(r)))
         return BlockDistribution(parts)
 
 

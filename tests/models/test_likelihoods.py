@@ -1,8 +1,8 @@
 import pytest
 import torch
-from torch.distributions import NegativeBinomial, Poisson
+from torch.distributions import Poisson
 
-from soscope.models.likelihoods import LIKELIHOODS, make_likelihood
+from soscope.models.likelihoods import LIKELIHOODS, NegativeBinomial, make_likelihood
 
 G, P, M, K = 6, 2, 21, 3
 
@@ -55,7 +55,7 @@ def test_nb_aggregate_is_exact_when_subspots_share_a_logit():
     raw_r = torch.randn(4, 1)
     dist = lik.subspot_distribution(torch.cat([logits, raw_r], -1), torch.full((4, 1), 4.0))
     spot = lik.aggregate(dist, torch.zeros(4, dtype=torch.long), 1).parts[0]
-    assert isinstance(spot, NegativeBinomial)
+    assert isinstance(spot, torch.distributions.NegativeBinomial)
     torch.testing.assert_close(
         spot.total_count, dist.parts[0].total_count.sum(0, keepdim=True), rtol=1e-4, atol=1e-5
     )
@@ -128,3 +128,17 @@ def test_column_chunks_cover_the_features_within_blocks():
     assert [part.blocks[0].family for _, part in chunks] == ["poisson"] * 2 + ["nb"] * 2
     assert all(part.n_features == c.stop - c.start for c, part in chunks)
     assert [b.size for b in lik.restrict(slice(2, 5)).blocks] == [1, 2]
+
+
+def test_the_negative_binomial_scores_as_torchs_with_a_shared_count():
+    torch.manual_seed(0)
+    count = (torch.rand(4) * 5 + 0.01).requires_grad_()
+    logits = (torch.randn(6, 4) * 3).requires_grad_()
+    value = torch.poisson(torch.rand(6, 4) * 50)
+    ours = NegativeBinomial(count, logits)
+    theirs = torch.distributions.NegativeBinomial(count.expand(6, 4), logits=logits)
+    torch.testing.assert_close(ours.log_prob(value), theirs.log_prob(value))
+    torch.testing.assert_close(ours.mean, theirs.mean)
+    grads = [torch.autograd.grad(d.log_prob(value).sum(), (count, logits)) for d in (ours, theirs)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
