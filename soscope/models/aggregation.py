@@ -72,3 +72,19 @@ def spot_softmax(values: Tensor, sub_to_spot: Tensor, n_spots: int) -> Tensor:
     if blocks is not None:
         return torch.softmax(blocks[0], dim=1).view_as(values)
     return torch.exp(values - spot_logsumexp(values, sub_to_spot, n_spots)[sub_to_spot])
+
+
+def spot_relative(values: Tensor, sub_to_spot: Tensor, n_spots: int, ratio: bool) -> Tensor:
+    """Each row of `values` relative to its spot's mean row: over it (`ratio`, for non-negative
+    values; 1 where that mean is 0) or minus it."""
+    blocks = spot_blocks(values, sub_to_spot, n_spots)
+    if blocks is not None:
+        rows = blocks[0]
+        mean = rows.mean(1, keepdim=True)
+    else:
+        rows = values
+        mean = aggregate_mean(values, sub_to_spot, n_spots)[sub_to_spot]
+    if not ratio:
+        return (rows - mean).view_as(values)
+    out = rows * torch.where(mean > 0, 1 / mean, 0.0)
+    return out.add_(mean == 0).view_as(values)

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from soscope.models.consistency import rescale_to_spots
-from soscope.models.likelihoods import Likelihood
+from soscope.models.aggregation import spot_relative
+from soscope.models.likelihoods import Likelihood, join_blocks
 
 CONTEXT_MODES = ("none", "interp")
 PRIOR_MODES = ("none", "interp")
@@ -106,7 +106,8 @@ def share_prior(
     """
     x = batch.x[:, columns].float()
     interpolated = torch.sparse.mm(interpolation_kernel(batch, spacing, x.dtype), x)
-    unit = torch.zeros_like(x)
-    for block, part in zip(likelihood.blocks, likelihood.split(unit), strict=True):
-        part.fill_(1.0 if block.is_count else 0.0)
-    return rescale_to_spots(likelihood, interpolated, unit, batch.sub_to_spot)
+    parts = [
+        spot_relative(part, batch.sub_to_spot, batch.num_nodes, ratio=block.is_count)
+        for block, part in zip(likelihood.blocks, likelihood.split(interpolated), strict=True)
+    ]
+    return join_blocks(parts)

@@ -6,6 +6,7 @@ from soscope.models.aggregation import (
     spot_blocks,
     spot_counts,
     spot_logsumexp,
+    spot_relative,
     spot_softmax,
 )
 
@@ -68,3 +69,17 @@ def test_logsumexp_and_softmax_equal_a_loop_with_their_gradients():
         lse_shuffled = spot_logsumexp(shuffled, sub_to_spot[order], n).nan_to_num(neginf=0.0)
         expected = torch.autograd.grad((lse_shuffled * weights).sum(), shuffled)[0]
         torch.testing.assert_close(grad[order], expected)
+
+
+def test_spot_relative_divides_by_or_subtracts_the_spot_mean():
+    for sub_to_spot, n in LAYOUTS.values():
+        values = torch.rand(len(sub_to_spot), 3)
+        values[sub_to_spot == 0, 1] = 0.0  # a spot whose mean is 0 in one feature
+        ratio = spot_relative(values, sub_to_spot, n, ratio=True)
+        shift = spot_relative(values, sub_to_spot, n, ratio=False)
+        for spot in sub_to_spot.unique().tolist():
+            rows = values[sub_to_spot == spot]
+            mean = rows.mean(0)
+            expected = torch.where(mean > 0, rows / mean, torch.ones_like(rows))
+            torch.testing.assert_close(ratio[sub_to_spot == spot], expected)
+            torch.testing.assert_close(shift[sub_to_spot == spot], rows - mean)
