@@ -79,7 +79,8 @@ def interpolation_kernel(batch: Data, spacing: Tensor | None, dtype: torch.dtype
     pairs = neighbourhood_pairs(batch.edge_index, batch.sub_to_spot, batch.num_nodes)
     weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * spacing.to(dtype))
     shape = (len(sub_pos), batch.num_nodes)
-    return torch.sparse_coo_tensor(pairs.flip(0), weight, shape, check_invariants=False)
+    kernel = torch.sparse_coo_tensor(pairs.flip(0), weight, shape, check_invariants=False)
+    return kernel.coalesce()  # once, not in every product
 
 
 def subspot_context(batch: Data, z: Tensor, spacing: Tensor | None) -> Tensor:
@@ -93,10 +94,10 @@ def subspot_context(batch: Data, z: Tensor, spacing: Tensor | None) -> Tensor:
 
 
 def share_prior(
-    batch: Data, likelihood: Likelihood, spacing: Tensor | None, columns: slice = slice(None)
+    batch: Data, likelihood: Likelihood, kernel: Tensor, columns: slice = slice(None)
 ) -> Tensor:
     """M×G: how the neighbourhood says each spot's profile spreads over its subspots, for the
-    features `columns` (`likelihood` is theirs).
+    features `columns` (`likelihood` is theirs), by the batch's `interpolation_kernel`.
 
     The observed spot profiles interpolated at each subspot centre, relative to their mean over
     the subspot's spot: a ratio for count blocks (1 where a spot's interpolation is all zero),
@@ -104,8 +105,7 @@ def share_prior(
     The enhancement decoder's subspot means are multiplied (shifted) by it, so the decoder
     learns what the image adds.
     """
-    x = batch.x[:, columns].float()
-    interpolated = torch.sparse.mm(interpolation_kernel(batch, spacing, x.dtype), x)
+    interpolated = torch.sparse.mm(kernel, batch.x[:, columns].to(kernel.dtype))
     parts = [
         spot_relative(part, batch.sub_to_spot, batch.num_nodes, ratio=block.is_count)
         for block, part in zip(likelihood.blocks, likelihood.split(interpolated), strict=True)

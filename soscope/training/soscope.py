@@ -11,7 +11,13 @@ from torch import Tensor, nn
 from soscope.data.sample import SpotGraph, section_spacing, subspot_counts
 from soscope.models.aggregation import aggregate_mean
 from soscope.models.consistency import consistent_prior
-from soscope.models.context import PRIOR_MODES, context_width, share_prior, subspot_context
+from soscope.models.context import (
+    PRIOR_MODES,
+    context_width,
+    interpolation_kernel,
+    share_prior,
+    subspot_context,
+)
 from soscope.models.decoders import EnhancementDecoder
 from soscope.models.image_path import (
     ALL,
@@ -77,7 +83,7 @@ class SoScopeModule(LatentGraphModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._kept_prior: tuple | None = None
+        self._kept: tuple | None = None
         self.save_hyperparameters()
         if node_loss not in NODE_LOSS_MODES:
             raise ValueError(f"unknown node loss {node_loss!r}; choose from {NODE_LOSS_MODES}")
@@ -103,9 +109,8 @@ class SoScopeModule(LatentGraphModule):
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled without the kept share prior (a cache of the last batch's, see
-        `share_prior`)."""
-        return {**super().__getstate__(), "_kept_prior": None}
+        """Pickled without what is `kept` of the last batch (a cache)."""
+        return {**super().__getstate__(), "_kept": None}
 
     def load_encoder(self, encoder: nn.Module) -> None:
         """Start from the stage-1 encoder's weights."""
@@ -170,21 +175,29 @@ class SoScopeModule(LatentGraphModule):
 
     def share_prior(self, batch: SpotGraph, columns: slice = ALL) -> Tensor:
         """`soscope.models.context.share_prior` of `batch`'s features `columns`. It depends on
-        the data alone, so a whole batch's is kept while it holds at most `KEPT_PRIOR_ENTRIES`
-        values (the whole section, trained on step after step); beyond that only `columns`
-        are computed."""
-        kept = self._kept_prior
-        if kept is not None and kept[0]() is batch and kept[1] == batch.x._version:
-            return kept[2][:, columns]
-        spacing = section_spacing(batch)
-        n_subspots = batch.sub_to_spot.numel()
+        the data alone, so a whole batch's is kept (`kept`) while it holds at most
+        `KEPT_PRIOR_ENTRIES` values (the whole section, trained on step after step); beyond
+        that only `columns` are computed, by the batch's kept interpolation kernel."""
+        kept = self.kept(batch)
+        if "prior" in kept:
+            return kept["prior"][:, columns]
+        if "kernel" not in kept:
+            kept["kernel"] = interpolation_kernel(batch, section_spacing(batch), torch.float32)
+        kernel, n_subspots = kept["kernel"], batch.sub_to_spot.numel()
         if n_subspots * batch.x.size(1) > KEPT_PRIOR_ENTRIES:
-            return share_prior(batch, self.likelihood.restrict(columns), spacing, columns)
+            return share_prior(batch, self.likelihood.restrict(columns), kernel, columns)
         prior = batch.x.new_empty(n_subspots, batch.x.size(1), dtype=torch.float32)
         for run, likelihood in self.likelihood.column_chunks(self.run_width(batch)):
-            prior[:, run] = share_prior(batch, likelihood, spacing, run)
-        self._kept_prior = (weakref.ref(batch), batch.x._version, prior)
+            prior[:, run] = share_prior(batch, likelihood, kernel, run)
+        kept["prior"] = prior
         return prior[:, columns]
+
+    def kept(self, batch: SpotGraph) -> dict[str, Tensor]:
+        """What is kept of the last batch seen, computed from its data alone; emptied when
+        another batch comes or its profiles change."""
+        if self._kept is None or self._kept[0]() is not batch or self._kept[1] != batch.x._version:
+            self._kept = (weakref.ref(batch), batch.x._version, {})
+        return self._kept[2]
 
     @staticmethod
     def run_width(batch: SpotGraph) -> int:

@@ -4,6 +4,7 @@ import torch
 from soscope.data.sample import make_spot_graph, section_spacing, spot_spacing
 from soscope.models.context import (
     context_width,
+    interpolation_kernel,
     neighbourhood_pairs,
     share_prior,
     subspot_context,
@@ -74,16 +75,17 @@ def test_context_needs_positions():
 def test_share_prior_spreads_each_spot_as_the_neighbourhood_says():
     graph = line_graph()
     graph.x = torch.tensor([[1.0, 0.0], [2.0, 0.0], [8.0, 0.0]])
-    prior = share_prior(graph, make_likelihood("poisson", 2), section_spacing(graph))
+    kernel = interpolation_kernel(graph, section_spacing(graph), torch.float32)
+    prior = share_prior(graph, make_likelihood("poisson", 2), kernel)
     # Ratios average to one per spot; a spot rises toward a higher neighbour.
     torch.testing.assert_close(prior[:, 0].view(3, 2).mean(1), torch.ones(3))
     assert prior[1, 0] > prior[0, 0] and prior[3, 0] > prior[2, 0] and prior[4, 0] < prior[5, 0]
     assert torch.all(prior[:, 1] == 1)  # a feature that is zero everywhere is split equally
-    gaussian = share_prior(graph, make_likelihood("gaussian", 2), section_spacing(graph))
+    gaussian = share_prior(graph, make_likelihood("gaussian", 2), kernel)
     torch.testing.assert_close(gaussian[:, 0].view(3, 2).sum(1), torch.zeros(3))
     assert gaussian[1, 0] > 0 > gaussian[0, 0]
 
 
 def test_share_prior_needs_positions():
     with pytest.raises(ValueError, match="positions"):
-        share_prior(line_graph(with_positions=False), make_likelihood("poisson", 2), None)
+        interpolation_kernel(line_graph(with_positions=False), None, torch.float32)

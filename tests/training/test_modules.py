@@ -5,7 +5,7 @@ import torch
 from soscope.data.datamodule import SpotDataModule
 from soscope.data.sample import section_spacing
 from soscope.models.consistency import rescale_to_spots
-from soscope.models.context import share_prior
+from soscope.models.context import interpolation_kernel, share_prior
 from soscope.predictor import Predictor
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
@@ -123,7 +123,11 @@ def test_share_prior_spreads_spots_as_the_interpolation_says_without_an_image(ti
     enhanced = Predictor(model, graph).enhance(consistency="rescale")
     expected = rescale_to_spots(
         model.likelihood,
-        share_prior(graph, model.likelihood, section_spacing(graph)),
+        share_prior(
+            graph,
+            model.likelihood,
+            interpolation_kernel(graph, section_spacing(graph), torch.float32),
+        ),
         graph.x,
         graph.sub_to_spot,
     )
@@ -273,4 +277,4 @@ def test_the_share_prior_is_kept_between_steps_on_one_section(tiny_tissue, monke
     other = section.graph.clone()
     model.stage_loss(other)
     assert len(calls) == 2  # another section (or tile) gets its own
-    assert pickle.loads(pickle.dumps(model))._kept_prior is None
+    assert pickle.loads(pickle.dumps(model))._kept is None
