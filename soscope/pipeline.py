@@ -12,7 +12,6 @@ from typing import Any
 
 import anndata as ad
 import lightning as L
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -21,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from soscope.data.anndata_io import spatial_library, write_h5ad_atomic
 from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
+from soscope.data.matrices import Matrix, assemble, dense
 from soscope.data.sample import Section, graph_on
 from soscope.data.tiles import on_device
 from soscope.evaluate.baselines import BASELINES, NEEDS_POSITIONS, run_baseline
@@ -153,20 +153,23 @@ def predictor(cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule)
 
 
 def predict(
-    cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The enhanced profiles with the run's output options, and the .h5ad layers beside them:
-    the predictive sd (when `predictive_sd_samples` > 0) and, with `mean_unclipped_layer`, the
-    model's mean before clipping and spot consistency."""
-    run = predictor(cfg, model, datamodule)
-    enhanced = run.enhance(cfg.non_negative, cfg.consistency).cpu().numpy()
-    layers = {}
-    if OmegaConf.select(cfg, "mean_unclipped_layer", default=False):
-        layers["mean_unclipped"] = run.mean_at_posterior_mean().cpu().numpy()
-    if cfg.predictive_sd_samples > 0:
-        sd = run.predictive_sd(cfg.consistency, cfg.predictive_sd_samples, cfg.seed)
-        layers["sd"] = sd.cpu().numpy()
-    return enhanced, layers
+    cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule, layers: bool = True
+) -> tuple[Matrix, dict[str, Matrix]]:
+    """The enhanced profiles with the run's output options, and (with `layers`) the .h5ad
+    layers beside them: the predictive sd (when `predictive_sd_samples` > 0) and, with
+    `mean_unclipped_layer`, the model's mean before clipping and spot consistency. They are
+    assembled view by view, as CSR matrices where `sparse_output` says so."""
+    unclipped = layers and OmegaConf.select(cfg, "mean_unclipped_layer", default=False)
+    blocks = predictor(cfg, model, datamodule).outputs(
+        cfg.non_negative,
+        cfg.consistency,
+        cfg.predictive_sd_samples if layers else 0,
+        cfg.seed,
+        unclipped,
+    )
+    sparse_output = OmegaConf.select(cfg, "sparse_output", default="auto")
+    matrices = assemble(blocks, datamodule.section.graph.num_subspots, sparse_output)
+    return matrices.pop("enhanced"), matrices
 
 
 def stage_figure(
@@ -176,8 +179,8 @@ def stage_figure(
     section = datamodule.section
     with atomic_path(path) as tmp:
         if isinstance(module, SoScopeModule):
-            enhanced = predictor(cfg, module, datamodule).enhance(cfg.non_negative, cfg.consistency)
-            plot_enhanced(section, enhanced.cpu().numpy(), tmp, cfg.plot_features)
+            enhanced = predict(cfg, module, datamodule, layers=False)[0]
+            plot_enhanced(section, enhanced, tmp, cfg.plot_features)
         else:
             reconstructed = module.cpu().predict_spots(section.graph).numpy()
             plot_reconstruction(section, reconstructed, tmp, cfg.plot_features)
@@ -207,7 +210,7 @@ def train_both_stages(
 
 
 def evaluate_against_truth(
-    section: Section, enhanced: np.ndarray, sd: np.ndarray | None = None
+    section: Section, enhanced: Matrix, sd: Matrix | None = None
 ) -> dict[str, dict[str, float]]:
     """soscope and the baselines against the ground truth, when there is one.
 
@@ -222,7 +225,8 @@ def evaluate_against_truth(
         getattr(graph, "pos", None) is not None and getattr(graph, "sub_pos", None) is not None
     )
     pos = graph.sub_pos.numpy() if has_pos else None
-    methods = {"soscope": enhanced}
+    methods = {"soscope": dense(enhanced)}
+    sd = None if sd is None else dense(sd)
     for name in BASELINES:
         if has_pos or name not in NEEDS_POSITIONS:
             methods[name] = run_baseline(name, section)
@@ -249,7 +253,7 @@ def write_outputs(
     """enhanced.h5ad (the subspot AnnData `SoScope.enhance` gives), metrics.json and, if
     asked, infer_subspot.npy (its `X`, the original's output), each written atomically."""
     if infer_subspot_npy:
-        atomic_save_npy(out_dir / "infer_subspot.npy", np.asarray(adata.X))
+        atomic_save_npy(out_dir / "infer_subspot.npy", dense(adata.X))
     write_h5ad_atomic(adata, out_dir / "enhanced.h5ad")
     with atomic_path(out_dir / "metrics.json") as tmp:
         Path(tmp).write_text(json.dumps(metrics, indent=2))
