@@ -84,7 +84,7 @@ class Predictor:
         first, so that its draws run beside the mean alone."""
         prior = self.prior(view)
         mu, sigma = (part[spots_of(view)] for part in self.posterior())
-        parents = view.sub_to_spot[own_rows(view, "subspot")[1]]
+        parents = view.sub_to_spot[own_subspots(view)]
         likelihood = self.module.likelihood
         mean = self.decode(view, mu, prior)[0]
         values = {"mean_unclipped": mean} if unclipped else {}
@@ -104,17 +104,12 @@ class Predictor:
         self, view: SpotGraph, prior: Tensor | None, mu: Tensor, sigma: Tensor, noise: Tensor
     ) -> Tensor:
         """Predictive sd of the own subspots of `view` over the draws Z = μ + σ·ε of its
-        spots (ε: `noise`, draws × spots × z): √(E_Z[Var(y | Z)] + Var_Z[E(y | Z)]), from
-        Welford's running moments, updated in place (memory of one draw)."""
-        mean = spread = expected_var = None
-        for count, draw in enumerate(noise, 1):
-            sample_mean, sample_var = self.decode(view, mu + sigma * draw, prior, variance=True)
-            if mean is None:
-                mean, spread, expected_var = (torch.zeros_like(sample_mean) for _ in range(3))
-            delta = sample_mean - mean
-            mean.add_(delta, alpha=1 / count)
-            spread.addcmul_(delta, delta, value=(count - 1) / count)
-            expected_var.mul_((count - 1) / count).add_(sample_var, alpha=1 / count)
+        spots (ε: `noise`, draws × spots × z): √(E_Z[Var(y | Z)] + Var_Z[E(y | Z)])."""
+        moments = None
+        for count, draw in enumerate(noise, 1):  # a draw's outputs go before the next's come
+            z = mu + sigma * draw
+            moments = running_moments(moments, *self.decode(view, z, prior, True), count)
+        _, spread, expected_var = moments
         return expected_var.add_(spread, alpha=1 / len(noise)).sqrt_()
 
     @torch.no_grad()
@@ -179,13 +174,35 @@ class Predictor:
         """Mean (and variance) of the own subspots of `view` given the latents `z` of its spots
         and its subspot `prior`."""
         dist = self.module.decoded_distribution(view, z, prior)
-        rows = own_rows(view, "subspot")[1]
+        rows = own_subspots(view)
         return dist.mean[rows], dist.variance[rows] if variance else None
 
     def prior(self, view: SpotGraph) -> Tensor | None:
         """The subspot prior of `view` (`SoScopeModule.subspot_prior`): independent of Z, so
         computed once for all of a view's outputs."""
         return self.module.subspot_prior(view, self.module.image_eta(view))
+
+
+def own_subspots(view: SpotGraph) -> Tensor | slice:
+    """Rows of the subspots `view` owns among those it decodes: a slice when it owns them
+    all, so that taking them copies nothing."""
+    rows = own_rows(view, "subspot")[1]
+    return slice(None) if isinstance(rows, slice) or bool(rows.all()) else rows
+
+
+def running_moments(
+    moments: tuple[Tensor, Tensor, Tensor] | None, mean: Tensor, var: Tensor, count: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Welford's running (mean, sum of squared deviations) of the draws' means and the mean
+    of their variances, updated in place with draw number `count` (memory of the moments)."""
+    if moments is None:
+        moments = tuple(torch.zeros_like(mean) for _ in range(3))
+    running_mean, spread, expected_var = moments
+    delta = mean - running_mean
+    running_mean.add_(delta, alpha=1 / count)
+    spread.addcmul_(delta, delta, value=(count - 1) / count)
+    expected_var.mul_((count - 1) / count).add_(var, alpha=1 / count)
+    return moments
 
 
 def as_numpy(values: dict[str, Tensor]) -> dict[str, np.ndarray]:
