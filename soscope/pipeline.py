@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from soscope.data.anndata_io import spatial_library, write_h5ad_atomic
 from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
 from soscope.data.matrices import Matrix, assemble, dense
-from soscope.data.sample import Section, graph_on
-from soscope.data.tiles import on_device
+from soscope.data.sample import Section, SpotGraph, graph_on
+from soscope.data.tiles import TiledSection, on_device
 from soscope.evaluate.baselines import BASELINES, NEEDS_POSITIONS, run_baseline
 from soscope.evaluate.metrics import median_spacing, summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
@@ -38,6 +38,7 @@ from soscope.training.vgae import VGAEModule
 
 log = logging.getLogger(__name__)
 STAGE_FIGURES = {"vgae": "vgae.png", "soscope": "enhanced.png"}
+VIEW_ENTRIES = 2**24  # of one inference view: 64 MiB a float32 tensor
 
 
 def data_dims(section: Section) -> dict[str, int]:
@@ -144,12 +145,26 @@ def inference_device(cfg: DictConfig) -> torch.device:
 
 
 def predictor(cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule) -> Predictor:
-    """The section's `Predictor` on the device the model trained on, tile by tile when the run
-    trains on tiles (the same result in the memory of one tile)."""
+    """The section's `Predictor` on the device the model trained on, over `inference_tiles`
+    (the same result in the memory of one tile)."""
     device = inference_device(cfg)
     graph, model = datamodule.section.graph, model.to(device)
-    tiles = on_device(datamodule.tiles(model.halo(), graph), device)
+    tiles = on_device(inference_tiles(datamodule, model.halo(), graph), device)
     return Predictor(model, graph_on(graph, device), tiles)
+
+
+def inference_tiles(
+    datamodule: SpotDataModule, halo: tuple[int, int], graph: SpotGraph
+) -> TiledSection | None:
+    """The views inference decodes one at a time: the run's tiles (None: the whole section),
+    or finer tiles where a view would hold more than `VIEW_ENTRIES` subspot × feature values
+    (its outputs and the decoder's intermediates are a dozen tensors of that size)."""
+    values_a_spot = graph.num_subspots * graph.x.size(1) / graph.num_nodes
+    spots = max(1, int(VIEW_ENTRIES / values_a_spot))
+    run_size = datamodule.tile_size if datamodule.batching == "tiles" else graph.num_nodes
+    if run_size <= spots:
+        return datamodule.tiles(halo, graph)
+    return TiledSection(graph, spots, *halo)
 
 
 def predict(
