@@ -103,12 +103,14 @@ def quiet() -> None:
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    """The project's Hydra config with `overrides`, quiet: no logger, no extra callbacks."""
+    """The project's Hydra config with `overrides`, quiet: no logger, no extra callbacks; the
+    outputs dense, as the scores take them."""
     base = [
         "logger=none",
         "callbacks=none",
         "trainer.enable_progress_bar=false",
         "mean_unclipped_layer=true",
+        "sparse_output=false",
     ]
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose("config", overrides=[*base, *overrides])

@@ -45,6 +45,7 @@ OUTPUT_KEYS = (
     "consistency",
     "predictive_sd_samples",
     "mean_unclipped_layer",
+    "sparse_output",
     "seed",
 )
 
@@ -171,7 +172,8 @@ class SoScope:
 
         `options` change the run's output options for this call: `consistency` ("rescale" /
         "none"), `non_negative`, `predictive_sd_samples` (0: no sd layer),
-        `mean_unclipped_layer`, `seed`.
+        `mean_unclipped_layer`, `sparse_output` ("auto", True, False: `X` and the computed
+        layers as CSR matrices; auto when at least half of `X` is zero), `seed`.
         """
         if self.module is None:
             raise SoScopeInputError("enhance", "the model is not trained yet: call fit() first")

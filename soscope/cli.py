@@ -112,14 +112,17 @@ def built_from_target(cfg: DictConfig, key: str) -> bool:
 
 def check_config(cfg: DictConfig, overrides: list[str] | None = None) -> None:
     """What the config groups cannot catch: unset mandatory values, mistyped numbers, keys
-    added that nothing reads, a likelihood or platform name the code does not know, a logger
-    whose optional package is missing, a `ckpt_path` that is not a file."""
+    added that nothing reads, a likelihood or platform name the code does not know, a
+    `sparse_output` other than auto/true/false, a logger whose optional package is missing, a
+    `ckpt_path` that is not a file."""
+    from soscope.data.matrices import check_sparse_output
     from soscope.datasets.synthetic import PLATFORMS
     from soscope.models.likelihoods import LIKELIHOODS
 
     check_mandatory(cfg)
     check_numbers(cfg)
     check_additions(cfg, overrides or [])
+    check_sparse_output(cfg.get("sparse_output", "auto"))
     for key, known in (("likelihood.name", LIKELIHOODS), ("platform.name", PLATFORMS)):
         value = OmegaConf.select(cfg, key)
         if value not in known:

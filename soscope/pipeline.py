@@ -12,7 +12,6 @@ from typing import Any
 
 import anndata as ad
 import lightning as L
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -21,8 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from soscope.data.anndata_io import spatial_library, write_h5ad_atomic
 from soscope.data.datamodule import LOADER_KEYS, SpotDataModule
-from soscope.data.sample import Section, graph_on
-from soscope.data.tiles import on_device
+from soscope.data.matrices import Matrix, assemble, dense
+from soscope.data.sample import Section, SpotGraph, graph_on
+from soscope.data.tiles import TiledSection, on_device
 from soscope.evaluate.baselines import BASELINES, NEEDS_POSITIONS, run_baseline
 from soscope.evaluate.metrics import median_spacing, summarize
 from soscope.io_utils import atomic_path, atomic_save_npy
@@ -38,6 +38,7 @@ from soscope.training.vgae import VGAEModule
 
 log = logging.getLogger(__name__)
 STAGE_FIGURES = {"vgae": "vgae.png", "soscope": "enhanced.png"}
+VIEW_ENTRIES = 2**24  # of one inference view: 64 MiB a float32 tensor
 
 
 def data_dims(section: Section) -> dict[str, int]:
@@ -144,29 +145,46 @@ def inference_device(cfg: DictConfig) -> torch.device:
 
 
 def predictor(cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule) -> Predictor:
-    """The section's `Predictor` on the device the model trained on, tile by tile when the run
-    trains on tiles (the same result in the memory of one tile)."""
+    """The section's `Predictor` on the device the model trained on, over `inference_tiles`
+    (the same result in the memory of one tile)."""
     device = inference_device(cfg)
     graph, model = datamodule.section.graph, model.to(device)
-    tiles = on_device(datamodule.tiles(model.halo(), graph), device)
+    tiles = on_device(inference_tiles(datamodule, model.halo(), graph), device)
     return Predictor(model, graph_on(graph, device), tiles)
 
 
+def inference_tiles(
+    datamodule: SpotDataModule, halo: tuple[int, int], graph: SpotGraph
+) -> TiledSection | None:
+    """The views inference decodes one at a time: the run's tiles (None: the whole section),
+    or finer tiles where a view would hold more than `VIEW_ENTRIES` subspot × feature values
+    (its outputs and the decoder's intermediates are a dozen tensors of that size)."""
+    values_a_spot = graph.num_subspots * graph.x.size(1) / graph.num_nodes
+    spots = max(1, int(VIEW_ENTRIES / values_a_spot))
+    run_size = datamodule.tile_size if datamodule.batching == "tiles" else graph.num_nodes
+    if run_size <= spots:
+        return datamodule.tiles(halo, graph)
+    return TiledSection(graph, spots, *halo)
+
+
 def predict(
-    cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The enhanced profiles with the run's output options, and the .h5ad layers beside them:
-    the predictive sd (when `predictive_sd_samples` > 0) and, with `mean_unclipped_layer`, the
-    model's mean before clipping and spot consistency."""
-    run = predictor(cfg, model, datamodule)
-    enhanced = run.enhance(cfg.non_negative, cfg.consistency).cpu().numpy()
-    layers = {}
-    if OmegaConf.select(cfg, "mean_unclipped_layer", default=False):
-        layers["mean_unclipped"] = run.mean_at_posterior_mean().cpu().numpy()
-    if cfg.predictive_sd_samples > 0:
-        sd = run.predictive_sd(cfg.consistency, cfg.predictive_sd_samples, cfg.seed)
-        layers["sd"] = sd.cpu().numpy()
-    return enhanced, layers
+    cfg: DictConfig, model: SoScopeModule, datamodule: SpotDataModule, layers: bool = True
+) -> tuple[Matrix, dict[str, Matrix]]:
+    """The enhanced profiles with the run's output options, and (with `layers`) the .h5ad
+    layers beside them: the predictive sd (when `predictive_sd_samples` > 0) and, with
+    `mean_unclipped_layer`, the model's mean before clipping and spot consistency. They are
+    assembled view by view, as CSR matrices where `sparse_output` says so."""
+    unclipped = layers and OmegaConf.select(cfg, "mean_unclipped_layer", default=False)
+    blocks = predictor(cfg, model, datamodule).outputs(
+        cfg.non_negative,
+        cfg.consistency,
+        cfg.predictive_sd_samples if layers else 0,
+        cfg.seed,
+        unclipped,
+    )
+    sparse_output = OmegaConf.select(cfg, "sparse_output", default="auto")
+    matrices = assemble(blocks, datamodule.section.graph.num_subspots, sparse_output)
+    return matrices.pop("enhanced"), matrices
 
 
 def stage_figure(
@@ -176,8 +194,8 @@ def stage_figure(
     section = datamodule.section
     with atomic_path(path) as tmp:
         if isinstance(module, SoScopeModule):
-            enhanced = predictor(cfg, module, datamodule).enhance(cfg.non_negative, cfg.consistency)
-            plot_enhanced(section, enhanced.cpu().numpy(), tmp, cfg.plot_features)
+            enhanced = predict(cfg, module, datamodule, layers=False)[0]
+            plot_enhanced(section, enhanced, tmp, cfg.plot_features)
         else:
             reconstructed = module.cpu().predict_spots(section.graph).numpy()
             plot_reconstruction(section, reconstructed, tmp, cfg.plot_features)
@@ -207,7 +225,7 @@ def train_both_stages(
 
 
 def evaluate_against_truth(
-    section: Section, enhanced: np.ndarray, sd: np.ndarray | None = None
+    section: Section, enhanced: Matrix, sd: Matrix | None = None
 ) -> dict[str, dict[str, float]]:
     """soscope and the baselines against the ground truth, when there is one.
 
@@ -222,7 +240,8 @@ def evaluate_against_truth(
         getattr(graph, "pos", None) is not None and getattr(graph, "sub_pos", None) is not None
     )
     pos = graph.sub_pos.numpy() if has_pos else None
-    methods = {"soscope": enhanced}
+    methods = {"soscope": dense(enhanced)}
+    sd = None if sd is None else dense(sd)
     for name in BASELINES:
         if has_pos or name not in NEEDS_POSITIONS:
             methods[name] = run_baseline(name, section)
@@ -249,7 +268,7 @@ def write_outputs(
     """enhanced.h5ad (the subspot AnnData `SoScope.enhance` gives), metrics.json and, if
     asked, infer_subspot.npy (its `X`, the original's output), each written atomically."""
     if infer_subspot_npy:
-        atomic_save_npy(out_dir / "infer_subspot.npy", np.asarray(adata.X))
+        atomic_save_npy(out_dir / "infer_subspot.npy", dense(adata.X))
     write_h5ad_atomic(adata, out_dir / "enhanced.h5ad")
     with atomic_path(out_dir / "metrics.json") as tmp:
         Path(tmp).write_text(json.dumps(metrics, indent=2))

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import EllipseCollection  # noqa: E402
 
+from soscope.data.matrices import Matrix, dense_column  # noqa: E402
 from soscope.data.sample import Section  # noqa: E402
 from soscope.errors import SoScopeInputError  # noqa: E402
 from soscope.evaluate.metrics import median_spacing  # noqa: E402
@@ -68,9 +69,10 @@ def _frame(ax, pos: np.ndarray, margin: float) -> None:
 
 
 def plot_enhanced(
-    section: Section, enhanced: np.ndarray, path: str | Path, n_features: Features = 3
+    section: Section, enhanced: Matrix, path: str | Path, n_features: Features = 3
 ) -> None:
-    """Spot input | ground truth (when known) | enhanced maps of the chosen features."""
+    """Spot input | ground truth (when known) | enhanced maps (dense or CSR) of the chosen
+    features."""
     panels = [("spot input", "spot", section.graph.x.numpy())]
     if section.truth is not None:
         panels.append(("ground truth", "subspot", section.truth))
@@ -91,15 +93,15 @@ def plot_reconstruction(
 
 def plot_maps(
     section: Section,
-    panels: list[tuple[str, str, np.ndarray]],
+    panels: list[tuple[str, str, Matrix]],
     path: str | Path,
     n_features: Features = 3,
 ) -> None:
     """A grid of maps: one row per feature, one column per (title, "spot"|"subspot", values).
 
-    Spot values are per-subspot means (x), so spot and subspot panels share a colour scale;
-    with an image, the first row starts with the H&E crop under the section. `n_features` is
-    a number (the most variable) or a list of feature names.
+    Values are dense or CSR. Spot values are per-subspot means (x), so spot and subspot panels
+    share a colour scale; with an image, the first row starts with the H&E crop under the
+    section. `n_features` is a number (the most variable) or a list of feature names.
     """
     graph = section.graph
     if getattr(graph, "pos", None) is None or getattr(graph, "sub_pos", None) is None:
@@ -126,11 +128,12 @@ def plot_maps(
         for ax in axes[1:, 0]:
             ax.set_axis_off()
     for row, feature in enumerate(features):
-        vmin = min(float(v[:, feature].min()) for _, _, v in panels)
-        vmax = max(float(v[:, feature].max()) for _, _, v in panels)
-        for col, (title, level, values) in enumerate(panels, start=first):
+        shown = [dense_column(values, feature) for _, _, values in panels]
+        vmin = min(float(v.min()) for v in shown)
+        vmax = max(float(v.max()) for v in shown)
+        for col, ((title, level, _), values) in enumerate(zip(panels, shown, strict=True), first):
             at, size = where[level]
-            art = _map(axes[row, col], at, values[:, feature], size, vmin, vmax)
+            art = _map(axes[row, col], at, values, size, vmin, vmax)
             axes[row, col].set_title(f"{section.feature_names[feature]} — {title}", fontsize=9)
         fig.colorbar(art, ax=list(axes[row, first:]), fraction=0.025, pad=0.02)
     fig.savefig(path, dpi=110, format="png")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy import sparse
 
 import soscope
 from soscope.data.dataset_h5ad import dataset_anndata
@@ -54,6 +55,18 @@ def test_enhance_takes_output_options_for_one_call(trained):
     assert trained.cfg.consistency == "rescale"
     with pytest.raises(SoScopeInputError, match="unknown options"):
         trained.enhance(epochs=3)
+
+
+def test_enhance_stores_csr_matrices_on_request(trained):
+    as_dense, found = trained.enhance(sparse_output=False), trained.enhance(sparse_output=True)
+    for name in ("X", "sd"):
+        values = found.X if name == "X" else found.layers[name]
+        assert sparse.isspmatrix_csr(values) and values.dtype == np.float32
+        expected = as_dense.X if name == "X" else as_dense.layers[name]
+        np.testing.assert_array_equal(values.toarray(), expected)
+    assert isinstance(trained.enhance().X, np.ndarray)  # auto: these counts are rarely zero
+    with pytest.raises(SoScopeInputError, match="sparse_output"):
+        trained.enhance(sparse_output="yes")
 
 
 def test_fit_records_its_overrides(trained):

@@ -8,6 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 import spatialdata as sd
+from scipy import sparse
 
 from soscope.config import load_config
 from soscope.data.anndata_io import enhanced_anndata
@@ -98,6 +99,22 @@ def test_the_run_folder_holds_the_subspots_as_spatialdata(run_dir, enhanced):
     assert len(sdata.shapes["subspots"]) == N_SUBSPOTS
     np.testing.assert_array_equal(sdata.tables["table"].X, enhanced.X)
     assert "image" in sdata.images
+
+
+def test_sparse_outputs_hold_the_same_values_through_every_writer(tmp_path, run_dir, enhanced):
+    run(config(tmp_path, "epochs.vgae=3", "epochs.soscope=3", "sparse_output=true"))
+    back = ad.read_h5ad(tmp_path / "enhanced.h5ad")
+    for name, values in [("X", back.X), ("sd", back.layers["sd"])]:
+        assert isinstance(values, sparse.csr_matrix) and values.dtype == np.float32, name
+    assert isinstance(back.layers["truth"], np.ndarray)  # given dense, kept dense
+    np.testing.assert_allclose(back.X.toarray(), enhanced.X, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(back.layers["sd"].toarray(), enhanced.layers["sd"], rtol=1e-5)
+    table = sd.read_zarr(tmp_path / "enhanced.zarr").tables["table"]
+    np.testing.assert_array_equal(sparse.csr_matrix(table.X).toarray(), back.X.toarray())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    expected = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["soscope"] == pytest.approx(expected["soscope"], rel=1e-4, abs=1e-6)
+    assert (tmp_path / "enhanced.png").stat().st_size > 10_000
 
 
 def test_the_outputs_hold_the_anndata_given(tmp_path):

@@ -11,10 +11,15 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
+from soscope import pipeline
 from soscope.config import CONF_MODULE, load_config
+from soscope.data.datamodule import SpotDataModule
 from soscope.evaluate.baselines import BASELINES
 from soscope.job import run
-from soscope.pipeline import inference_device, neighbourhood_mode
+from soscope.pipeline import inference_device, inference_tiles, neighbourhood_mode
+from soscope.predictor import Predictor
+from soscope.training.soscope import SoScopeModule
+from tests.training.test_modules import module_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
@@ -132,3 +137,18 @@ def test_inference_runs_on_the_device_the_model_trained_on(tmp_path, monkeypatch
     assert inference_device(gpu).type == "cpu"  # no GPU here: the CPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert inference_device(gpu).type == "cuda"
+
+
+def test_inference_views_are_finer_tiles_where_a_view_would_be_large(tiny_tissue, monkeypatch):
+    section = tiny_tissue.to_section()
+    model = SoScopeModule(**module_args(section, share_prior="interp"))
+    full, tiled = SpotDataModule(section), SpotDataModule(section, "tiles", tile_size=12)
+    graph, halo = section.graph, model.halo()
+    assert inference_tiles(full, halo, graph) is None  # small: the whole section is one view
+    assert inference_tiles(tiled, halo, graph) is tiled.tiles(halo, graph)
+    monkeypatch.setattr(pipeline, "VIEW_ENTRIES", 4 * 7 * graph.x.size(1))  # about 4 spots
+    fine = inference_tiles(full, halo, graph)
+    assert len(fine) > len(tiled.tiles(halo, graph))
+    whole, by_view = Predictor(model, graph), Predictor(model, graph, fine)
+    torch.testing.assert_close(by_view.enhance(), whole.enhance())
+    torch.testing.assert_close(by_view.predictive_sd(n_samples=2), whole.predictive_sd(n_samples=2))

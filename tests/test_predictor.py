@@ -1,9 +1,13 @@
 """Inference of a trained stage-2 model: the enhanced profiles and their predictive sd."""
 
+import numpy as np
 import pytest
 import torch
+from scipy import sparse
 from torch.distributions import Normal
 
+from soscope.data.matrices import assemble
+from soscope.data.tiles import TiledSection
 from soscope.models.aggregation import aggregate, spot_counts
 from soscope.predictor import Predictor
 from soscope.training.soscope import SoScopeModule
@@ -66,25 +70,58 @@ def test_gaussian_output_is_clipped_after_the_rescale():
     assert (Predictor(model, graph).enhance(non_negative=True, consistency="rescale") == 0).all()
 
 
-def test_the_posterior_and_the_prior_are_computed_once_for_every_output(tiny_tissue, monkeypatch):
+@pytest.mark.parametrize("tiled", [False, True])
+def test_the_posterior_and_each_views_prior_are_computed_once_for_every_output(
+    tiny_tissue, monkeypatch, tiled
+):
     section = tiny_tissue.to_section()
     graph = section.graph
     model = SoScopeModule(**module_args(section, image_path=True, image_hidden=8))
+    tiles = TiledSection(graph, 10, *model.halo()) if tiled else None
     calls, priors = [], []
     encode, subspot_prior = model.encode, model.subspot_prior
     monkeypatch.setattr(model, "encode", lambda batch: calls.append(1) or encode(batch))
     monkeypatch.setattr(
         model, "subspot_prior", lambda *args: priors.append(1) or subspot_prior(*args)
     )
-    predictor = Predictor(model, graph)
-    predictor.enhance(consistency="rescale")
-    predictor.enhance(non_negative=False)
-    sd = predictor.predictive_sd(n_samples=2)
-    assert len(calls) == 1
-    assert len(priors) == 1
-    assert model.training  # the training mode is restored
-    # The same sd as a predictor that recomputes the prior for every Z (a tiled one).
-    monkeypatch.setattr(
-        Predictor, "prior", lambda self, view: subspot_prior(view, model.image_eta(view))
+    blocks = list(
+        Predictor(model, graph, tiles).outputs(consistency="rescale", n_samples=3, unclipped=True)
     )
-    torch.testing.assert_close(Predictor(model, graph).predictive_sd(n_samples=2), sd)
+    views = 1 if tiles is None else len(tiles)
+    assert len(blocks) == len(calls) == len(priors) == views
+    assert all(set(b.values) == {"enhanced", "sd", "mean_unclipped"} for b in blocks)
+    assert sorted(np.concatenate([b.rows for b in blocks])) == list(range(graph.num_subspots))
+    assert model.training  # the training mode is restored
+
+
+def test_the_view_by_view_sd_equals_the_whole_section_formula(tiny_tissue):
+    section = tiny_tissue.to_section()
+    graph = section.graph
+    model = SoScopeModule(**module_args(section, share_prior="interp"))
+    tiles = TiledSection(graph, 10, *model.halo())
+    sd = Predictor(model, graph, tiles).predictive_sd(n_samples=5, seed=7)
+    model.eval()
+    with torch.no_grad():
+        q = model.encode(graph)
+        generator = torch.Generator().manual_seed(7)
+        noise = torch.randn((5, *q.mean.shape), generator=generator)
+        draws = [model.subspot_distribution(graph, q.mean + q.stddev * e) for e in noise]
+        means = torch.stack([d.mean for d in draws])
+        expected_var = torch.stack([d.variance for d in draws]).mean(0)
+    torch.testing.assert_close(sd, (expected_var + means.var(0, unbiased=False)).sqrt())
+
+
+def test_the_outputs_of_a_mostly_zero_section_are_stored_sparse(tiny_tissue):
+    section = tiny_tissue.to_section()
+    graph = section.graph.clone()
+    graph.x[:, 2:] = 0  # most features unmeasured: their rescaled subspots are 0
+    model = SoScopeModule(**module_args(section))
+    predictor = Predictor(model, graph, TiledSection(graph, 10, *model.halo()))
+    options = {"consistency": "rescale", "n_samples": 2, "unclipped": True}
+    found = assemble(predictor.outputs(**options), graph.num_subspots)
+    assert all(sparse.isspmatrix_csr(m) and m.dtype == np.float32 for m in found.values())
+    dense = assemble(predictor.outputs(**options), graph.num_subspots, sparse_output=False)
+    for name, matrix in dense.items():
+        assert isinstance(matrix, np.ndarray)
+        np.testing.assert_array_equal(found[name].toarray(), matrix)
+    np.testing.assert_array_equal(dense["enhanced"], predictor.enhance(consistency="rescale"))

@@ -11,7 +11,9 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
+from soscope.data.matrices import Matrix, as_float32
 from soscope.data.reference_io import default_feature_names
 from soscope.data.sample import SpotGraph
 from soscope.io_utils import atomic_path
@@ -104,31 +106,32 @@ def _check_length(what: str, found: int, expected: int) -> None:
 
 
 def enhanced_anndata(
-    profiles: np.ndarray,
+    profiles: Matrix,
     graph: SpotGraph,
     feature_names: list[str] | None = None,
     spot_names: list[str] | None = None,
     config: dict | None = None,
-    layers: dict[str, np.ndarray] | None = None,
+    layers: dict[str, Matrix] | None = None,
     spatial: dict[str, dict] | None = None,
 ) -> ad.AnnData:
-    """One row per subspot: `X` the enhanced profiles (float32), `obs['spot']` its parent spot
-    (categorical), `obs['subspot']` its index within the spot, `obsm['spatial']` its position
-    (when the graph has `sub_pos`), `uns['soscope']` the run's `config` and the package
-    `versions`, `uns['spatial']` as given (see `spatial_library`), `layers` as given.
+    """One row per subspot: `X` the enhanced profiles (float32; dense, or CSR as given),
+    `obs['spot']` its parent spot (categorical), `obs['subspot']` its index within the spot,
+    `obsm['spatial']` its position (when the graph has `sub_pos`), `uns['soscope']` the run's
+    `config` and the package `versions`, `uns['spatial']` as given (see `spatial_library`),
+    `layers` as given (dense or CSR).
 
     Feature names default to `graph.feature_names` when set, else `f0`, `f1`, …; spot names
     to `spot_0`, `spot_1`, ….
     """
     sub_to_spot = graph.sub_to_spot.cpu().numpy()
-    profiles = np.asarray(profiles, dtype=np.float32)
+    profiles = as_float32(profiles)
     if feature_names is None:
         feature_names = getattr(graph, "feature_names", None)
     if feature_names is None:
         feature_names = default_feature_names(profiles.shape[1])
     if spot_names is None:
         spot_names = [f"spot_{i}" for i in range(graph.num_spots)]
-    _check_length("profile rows (one per subspot)", len(profiles), len(sub_to_spot))
+    _check_length("profile rows (one per subspot)", profiles.shape[0], len(sub_to_spot))
     _check_length("feature names (one per profile column)", len(feature_names), profiles.shape[1])
     _check_length("spot names (one per spot)", len(spot_names), graph.num_spots)
 
@@ -147,8 +150,9 @@ def enhanced_anndata(
         var=pd.DataFrame(index=[str(name) for name in feature_names]),
     )
     for name, values in (layers or {}).items():
-        _check_length(f"rows of layer {name!r}", len(values), len(profiles))
-        adata.layers[name] = np.asarray(values)
+        values = values if sparse.issparse(values) else np.asarray(values)
+        _check_length(f"rows of layer {name!r}", values.shape[0], profiles.shape[0])
+        adata.layers[name] = values
     if getattr(graph, "sub_pos", None) is not None:
         adata.obsm["spatial"] = graph.sub_pos.detach().cpu().numpy().astype(np.float64)
     if spatial is not None:

@@ -201,6 +201,9 @@ class TilesOnDevice:
     def __iter__(self) -> Iterator[SpotGraph]:
         return (tile.to(self.device) for tile in self.tiles)
 
+    def __len__(self) -> int:
+        return len(self.tiles)
+
 
 def on_device(
     tiles: TiledSection | None, device: torch.device
