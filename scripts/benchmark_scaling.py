@@ -77,8 +77,8 @@ def synthetic_arrays(n_spots: int, genes: int, features: int, seed: int = 0) -> 
     pos = np.column_stack([cols * PITCH / 2, rows * PITCH * np.sqrt(3) / 2])
     layout = visium_subspots(pos, spot_diameter=0.55 * PITCH)
     sub_feat = np.empty((len(layout.sub_pos), features), dtype=np.float16)
-    for start in range(0, len(sub_feat), 65536):  # in chunks: no float64 copy of the whole
-        block = rng.standard_normal((min(65536, len(sub_feat) - start), features))
+    for start in range(0, len(sub_feat), 8192):  # in chunks: no float64 copy of the whole
+        block = rng.standard_normal((min(8192, len(sub_feat) - start), features))
         sub_feat[start : start + len(block)] = block.astype(np.float16)
     programs = rng.gamma(2.0, 2.0, size=(4, genes))
     domain = (pos[:, 0] // (PITCH * 8) + pos[:, 1] // (PITCH * 8)).astype(int) % 4
