@@ -53,6 +53,7 @@ from soscope.data.graph import build_knn_graph, build_spot_graph  # noqa: E402
 from soscope.data.sample import Section, SpotGraph, fixed_layout, make_spot_graph  # noqa: E402
 from soscope.data.tiles import TiledSection  # noqa: E402
 from soscope.models.losses import resolve_graph_mode  # noqa: E402
+from soscope.pipeline import finer_tiles  # noqa: E402
 from soscope.predictor import Predictor  # noqa: E402
 from soscope.preprocess.layouts import visium_subspots  # noqa: E402
 from soscope.training.soscope import SoScopeModule  # noqa: E402
@@ -185,8 +186,10 @@ def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
         epoch = time.perf_counter() - start
     model = model.cpu()
     training_rss = peak_rss()
-    start = time.perf_counter()
-    Predictor(model, graph, tiles).enhance(consistency="rescale")
+    start = time.perf_counter()  # over the pipeline's views (finer tiles where these are large)
+    run_size = graph.num_nodes if tiles is None else args.tile_size
+    views = finer_tiles(graph, model.halo(), run_size)
+    Predictor(model, graph, tiles if views is None else views).enhance(consistency="rescale")
     inference = time.perf_counter() - start
     result = {
         "mode": mode,

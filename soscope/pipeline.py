@@ -157,14 +157,19 @@ def inference_tiles(
     datamodule: SpotDataModule, halo: tuple[int, int], graph: SpotGraph
 ) -> TiledSection | None:
     """The views inference decodes one at a time: the run's tiles (None: the whole section),
-    or finer tiles where a view would hold more than `VIEW_ENTRIES` subspot × feature values
-    (its outputs and the decoder's intermediates are a dozen tensors of that size)."""
+    or `finer_tiles` where those would be large."""
+    run_size = datamodule.tile_size if datamodule.batching == "tiles" else graph.num_nodes
+    finer = finer_tiles(graph, halo, run_size)
+    return datamodule.tiles(halo, graph) if finer is None else finer
+
+
+def finer_tiles(graph: SpotGraph, halo: tuple[int, int], run_size: int) -> TiledSection | None:
+    """Tiles of `graph` whose views hold at most `VIEW_ENTRIES` subspot × feature values (a
+    view's outputs and the decoder's intermediates are a dozen tensors of that size), when
+    views of `run_size` spots would hold more; else None."""
     values_a_spot = graph.num_subspots * graph.x.size(1) / graph.num_nodes
     spots = max(1, int(VIEW_ENTRIES / values_a_spot))
-    run_size = datamodule.tile_size if datamodule.batching == "tiles" else graph.num_nodes
-    if run_size <= spots:
-        return datamodule.tiles(halo, graph)
-    return TiledSection(graph, spots, *halo)
+    return None if run_size <= spots else TiledSection(graph, spots, *halo)
 
 
 def predict(
