@@ -112,7 +112,6 @@ class Predictor:
         _, spread, expected_var = moments
         return expected_var.add_(spread, alpha=1 / len(noise)).sqrt_()
 
-    @torch.no_grad()
     def enhance(self, non_negative: bool = True, consistency: str = "none") -> Tensor:
         """Enhanced subspot profiles of the whole section (on the CPU): the subspot
         distribution's mean at Z = μ (no sampling).
@@ -122,7 +121,6 @@ class Predictor:
         """
         return self.gather("enhanced", non_negative=non_negative, consistency=consistency)
 
-    @torch.no_grad()
     def predictive_sd(
         self, consistency: str = "none", n_samples: int = 32, seed: int = 0
     ) -> Tensor:
@@ -142,7 +140,8 @@ class Predictor:
     def gather(self, name: str, **options) -> Tensor:
         """The whole section's output `name` of `outputs` (with `options`) as one tensor."""
         blocks = (RowBlock(b.rows, {name: b.values[name]}) for b in self.outputs(**options))
-        return torch.from_numpy(assemble(blocks, self.section.num_subspots, False)[name])
+        matrices = assemble(blocks, self.section.num_subspots, sparse_output=False)
+        return torch.from_numpy(matrices[name])
 
     def noise(self, n_samples: int, seed: int) -> Tensor:
         """Standard normal noise of every spot's latent for each of `n_samples` draws

@@ -27,68 +27,59 @@ class RowBlock:
     values: dict[str, np.ndarray]
 
 
-class BlockRows:
-    """One output matrix, its row blocks kept in their smaller form (CSR when at most half of
-    a block is non-zero) until `assemble` lays them out."""
+class OutputMatrix:
+    """One output matrix filled a block of rows at a time: a block more than half non-zero is
+    written straight into a dense matrix (whose pages are only touched as rows land), a sparser
+    one kept as CSR, until `dense` or `csr` gives the whole matrix."""
 
     def __init__(self, n_rows: int) -> None:
-        self.n_rows, self.width = n_rows, 0
-        self.blocks: list[tuple[np.ndarray, Matrix]] = []
-        self.nonzero = 0
+        self.values: np.ndarray | None = None  # the dense matrix, made with the first block
+        self.dense_rows: list[np.ndarray] = []
+        self.sparse_blocks: list[tuple[np.ndarray, sparse.csr_matrix]] = []
+        self.row_nonzero = np.zeros(n_rows, dtype=np.int64)
 
     def add(self, rows: np.ndarray, values: np.ndarray) -> None:
-        """Keep `values` (len(rows) × width) for `rows`."""
+        """Set `values` (len(rows) × width) at `rows`."""
         values = np.asarray(values, dtype=np.float32)
-        nonzero = int(np.count_nonzero(values))
-        self.nonzero += nonzero
-        self.width = values.shape[1]
-        kept = sparse.csr_matrix(values) if 2 * nonzero < values.size else values
-        self.blocks.append((rows, kept))
+        if self.values is None:
+            self.values = np.zeros((len(self.row_nonzero), values.shape[1]), dtype=np.float32)
+        counts = np.count_nonzero(values, axis=1)
+        self.row_nonzero[rows] = counts
+        if 2 * counts.sum() < values.size:
+            self.sparse_blocks.append((rows, sparse.csr_matrix(values)))
+        else:
+            self.values[rows] = values
+            self.dense_rows.append(rows)
 
-    @property
-    def size(self) -> int:
-        """Entries of the whole matrix."""
-        return self.n_rows * self.width
+    def zero_fraction(self) -> float:
+        """The share of the matrix's entries that are zero."""
+        return 1 - self.row_nonzero.sum() / self.values.size
 
-    def assemble(self, as_sparse: bool) -> Matrix:
-        """The matrix, CSR or dense; each block is released once it is in place."""
-        blocks, self.blocks = self.blocks, []
-        shape = (self.n_rows, self.width)
-        return csr_from_blocks(blocks, shape) if as_sparse else dense_from_blocks(blocks, shape)
+    def dense(self) -> np.ndarray:
+        """The matrix as a dense float32 array."""
+        while self.sparse_blocks:
+            rows, block = self.sparse_blocks.pop()
+            self.values[rows] = block.toarray()
+        return self.values
 
-
-def dense_from_blocks(
-    blocks: list[tuple[np.ndarray, Matrix]], shape: tuple[int, int]
-) -> np.ndarray:
-    """A dense matrix from (rows, values) blocks, emptying `blocks` as it goes (its pages are
-    only touched as blocks land, so memory moves from the blocks to the matrix)."""
-    out = np.zeros(shape, dtype=np.float32)
-    while blocks:
-        rows, values = blocks.pop()
-        out[rows] = values.toarray() if sparse.issparse(values) else values
-    return out
-
-
-def csr_from_blocks(
-    blocks: list[tuple[np.ndarray, Matrix]], shape: tuple[int, int]
-) -> sparse.csr_matrix:
-    """A CSR matrix from (rows, values) blocks, each block's non-zeros copied straight into
-    place (rows in any order), emptying `blocks` as it goes."""
-    lengths = np.zeros(shape[0], dtype=np.int64)
-    for rows, values in blocks:
-        sparse_block = sparse.issparse(values)
-        lengths[rows] = np.diff(values.indptr) if sparse_block else np.count_nonzero(values, 1)
-    index = np.int32 if max(int(lengths.sum()), shape[1]) < INT32_LIMIT else np.int64
-    indptr = np.zeros(shape[0] + 1, dtype=index)
-    np.cumsum(lengths, out=indptr[1:])
-    indices, data = np.empty(indptr[-1], dtype=index), np.empty(indptr[-1], dtype=np.float32)
-    while blocks:
-        rows, values = blocks.pop()
-        block = sparse.csr_matrix(values)
-        starts = indptr[rows].astype(np.int64) - block.indptr[:-1]
-        at = np.repeat(starts, np.diff(block.indptr)) + np.arange(block.nnz)
-        indices[at], data[at] = block.indices, block.data
-    return sparse.csr_matrix((data, indices, indptr), shape=shape)
+    def csr(self) -> sparse.csr_matrix:
+        """The matrix as CSR float32, each block's non-zeros copied straight into place (rows
+        in any order); the dense rows are released once they are in."""
+        nonzero = int(self.row_nonzero.sum())
+        index = np.int32 if max(nonzero, self.values.shape[1]) < INT32_LIMIT else np.int64
+        indptr = np.zeros(len(self.row_nonzero) + 1, dtype=index)
+        np.cumsum(self.row_nonzero, out=indptr[1:])
+        indices, data = np.empty(nonzero, dtype=index), np.empty(nonzero, dtype=np.float32)
+        blocks = [*self.sparse_blocks, *((rows, None) for rows in self.dense_rows)]
+        self.sparse_blocks, self.dense_rows = [], []
+        while blocks:
+            rows, block = blocks.pop()
+            block = sparse.csr_matrix(self.values[rows]) if block is None else block
+            starts = indptr[rows].astype(np.int64) - block.indptr[:-1]
+            at = np.repeat(starts, np.diff(block.indptr)) + np.arange(block.nnz)
+            indices[at], data[at] = block.indices, block.data
+        shape, self.values = self.values.shape, None
+        return sparse.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def check_sparse_output(mode: object) -> None:
@@ -105,14 +96,14 @@ def assemble(
     """Every matrix of `blocks`, CSR or dense as `sparse_output` says: true, false, or auto —
     CSR when at least half of the entries of the matrix `enhanced` are zero."""
     check_sparse_output(sparse_output)
-    matrices: dict[str, BlockRows] = {}
+    matrices: dict[str, OutputMatrix] = {}
     for block in blocks:
         for name, values in block.values.items():
-            matrices.setdefault(name, BlockRows(n_rows)).add(block.rows, values)
+            matrices.setdefault(name, OutputMatrix(n_rows)).add(block.rows, values)
     as_sparse = sparse_output
     if as_sparse == "auto":
-        as_sparse = 2 * matrices["enhanced"].nonzero <= matrices["enhanced"].size
-    return {name: matrix.assemble(as_sparse) for name, matrix in matrices.items()}
+        as_sparse = matrices["enhanced"].zero_fraction() >= 0.5
+    return {name: m.csr() if as_sparse else m.dense() for name, m in matrices.items()}
 
 
 def as_float32(values: Matrix) -> Matrix:

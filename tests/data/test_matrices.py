@@ -15,11 +15,13 @@ from soscope.data.matrices import (
 from soscope.errors import SoScopeInputError
 
 
-def blocks_of(values: dict[str, np.ndarray], parts: int, seed: int = 0) -> list[RowBlock]:
-    """`values` cut into `parts` blocks of scattered rows, as tiles hand them over."""
-    order = np.random.default_rng(seed).permutation(len(next(iter(values.values()))))
+def blocks_of(values: dict[str, np.ndarray], parts: int) -> list[RowBlock]:
+    """`values` cut into `parts` blocks of runs of 5 rows in scrambled order, as tiles hand
+    them over."""
+    runs = np.arange(len(next(iter(values.values())))).reshape(-1, 5)
+    order = runs[np.random.default_rng(0).permutation(len(runs))]
     return [
-        RowBlock(rows, {name: matrix[rows] for name, matrix in values.items()})
+        RowBlock(rows.ravel(), {name: matrix[rows.ravel()] for name, matrix in values.items()})
         for rows in np.array_split(order, parts)
     ]
 
@@ -31,11 +33,24 @@ def mostly_zero(shape: tuple[int, int], fraction: float, seed: int = 0) -> np.nd
     return values
 
 
-@pytest.mark.parametrize("zeros", [0.9, 0.3])
-def test_sparse_and_dense_assembly_give_the_same_values(zeros):
-    values = {"enhanced": mostly_zero((50, 7), zeros), "sd": mostly_zero((50, 7), 0.5, seed=1)}
-    as_sparse = assemble(blocks_of(values, 4), 50, sparse_output=True)
-    as_dense = assemble(blocks_of(values, 4), 50, sparse_output=False)
+def mixed(shape: tuple[int, int]) -> np.ndarray:
+    """Rows mostly zero and rows mostly not, in alternate runs of 5 (dense and sparse blocks)."""
+    values = mostly_zero(shape, 0.1)
+    runs = (np.arange(shape[0]) // 5) % 2 == 0
+    values[runs] = mostly_zero((int(runs.sum()), shape[1]), 0.9, seed=2)
+    return values
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense", "mixed"])
+def test_sparse_and_dense_assembly_give_the_same_values(kind):
+    enhanced = {
+        "sparse": mostly_zero((50, 7), 0.9),
+        "dense": mostly_zero((50, 7), 0.3),
+        "mixed": mixed((50, 7)),
+    }[kind]
+    values = {"enhanced": enhanced, "sd": mostly_zero((50, 7), 0.5, seed=1)}
+    as_sparse = assemble(blocks_of(values, 10), 50, sparse_output=True)
+    as_dense = assemble(blocks_of(values, 10), 50, sparse_output=False)
     for name, expected in values.items():
         assert sparse.isspmatrix_csr(as_sparse[name]) and as_sparse[name].dtype == np.float32
         as_sparse[name].check_format(full_check=True)
