@@ -158,6 +158,7 @@ def inference_tiles(
 ) -> TiledSection | None:
     """The views inference decodes one at a time: the run's tiles (None: the whole section),
     or `finer_tiles` where those would be large."""
+    datamodule.setup()  # decides `auto` batching
     run_size = datamodule.tile_size if datamodule.batching == "tiles" else graph.num_nodes
     finer = finer_tiles(graph, halo, run_size)
     return datamodule.tiles(halo, graph) if finer is None else finer

@@ -31,7 +31,28 @@ from torch.utils.data import Dataset
 
 from soscope.data.sample import SpotGraph, spot_spacing, subspot_counts
 
-BATCHING_MODES = ("full", "tiles")
+BATCHING_MODES = ("auto", "full", "tiles")
+# `auto` batching trains on the whole section while its subspot × feature values number at most
+# this (3,000 Visium spots × 2,000 genes: 42 million, a 2.4 GiB full-graph step), else in tiles
+# that hold at most this many each.
+AUTO_FULL_ENTRIES = 1 << 26
+
+
+def resolve_batching(
+    batching: str, tile_size: int, n_spots: int, n_subspots: int, n_features: int
+) -> tuple[str, int]:
+    """(`full` or `tiles`, spots a tile) for a section of that size: `auto` picks full-graph
+    steps up to `AUTO_FULL_ENTRIES` subspot × feature values, else tiles of at most
+    `tile_size` spots and that many values; `full` and `tiles` stay as they are."""
+    if batching not in BATCHING_MODES:
+        raise ValueError(f"unknown batching {batching!r}; choose from {BATCHING_MODES}")
+    values = n_subspots * n_features
+    if batching != "auto":
+        return batching, tile_size
+    if values <= AUTO_FULL_ENTRIES:
+        return "full", tile_size
+    fitting = int(AUTO_FULL_ENTRIES * n_spots / values)
+    return "tiles", max(1, min(tile_size, fitting))
 
 
 @dataclass(frozen=True)

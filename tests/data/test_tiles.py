@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch.distributions import Normal
 
+import soscope.data.tiles as tiles_module
 import soscope.models.losses as losses
 from soscope.data.datamodule import SpotDataModule
-from soscope.data.tiles import TiledSection, on_device, tile_cells
+from soscope.data.tiles import TiledSection, on_device, resolve_batching, tile_cells
 from soscope.predictor import Predictor
 from soscope.training.soscope import SoScopeModule
 from soscope.training.vgae import VGAEModule
@@ -126,6 +127,29 @@ def test_tiled_training_runs_an_epoch_of_tiles_with_float16_features(section):
     assert trainer.global_step == 2 * len(data.tiles(model.halo()))
     predictor = Predictor(model, data.section.graph, data.tiles(model.halo()))
     assert torch.isfinite(predictor.enhance()).all()
+
+
+def test_auto_batching_tiles_only_sections_past_the_budget():
+    budget = tiles_module.AUTO_FULL_ENTRIES
+    assert resolve_batching("auto", 2000, 3000, 21000, 2000) == ("full", 2000)
+    mode, spots = resolve_batching("auto", 2000, 5000, 35000, 18000)
+    assert mode == "tiles" and spots * 7 * 18000 <= budget < (spots + 1) * 7 * 18000
+    assert resolve_batching("auto", 300, 5000, 35000, 18000) == ("tiles", 300)
+    assert resolve_batching("full", 2000, 5000, 35000, 18000) == ("full", 2000)
+    assert resolve_batching("tiles", 50, 10, 70, 9) == ("tiles", 50)
+    with pytest.raises(ValueError, match="batching"):
+        resolve_batching("patches", 2000, 10, 70, 9)
+
+
+def test_auto_batching_decides_at_setup_from_the_section(section, monkeypatch):
+    graph = section.graph
+    assert SpotDataModule(section).tiles((1, 0)) is None  # a small section: full graph
+    values_a_spot = graph.num_subspots * graph.x.size(1) / graph.num_nodes
+    monkeypatch.setattr(tiles_module, "AUTO_FULL_ENTRIES", int(16 * values_a_spot))
+    data = SpotDataModule(section, tile_size=2000)
+    tiles = data.tiles((1, 0))
+    assert data.batching == "tiles" and data.tile_size == 16
+    assert len(tiles) >= graph.num_nodes // 32
 
 
 def test_bad_loader_options_are_refused(section):
