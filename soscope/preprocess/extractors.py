@@ -1,5 +1,5 @@
-"""Image feature extractors, chosen by name: the pretrained CNNs, the weight-free statistics,
-features computed elsewhere, or none.
+"""Image feature extractors, chosen by name: pretrained networks (torchvision's CNNs, any timm
+model), the weight-free statistics, features computed elsewhere, or none.
 
 `EXTRACTORS` is the registry (name → factory); `make_extractor` builds one from config values.
 Pretrained CNNs are torchvision models built without weights, their state dict loaded from a
@@ -89,32 +89,29 @@ ARCHITECTURES = {
 }
 
 
-class Pretrained(Extractor):
-    """2048-d pooled features of a torchvision CNN (Inception-v3 or ResNet-50).
+class Backbone(Extractor):
+    """Pooled features of a pretrained network (`model`, on `device`) over resized patches.
 
-    Patches are resized to `input_size` (the architecture's own by default) and ImageNet
-    normalised; batches of `batch_size` run under `torch.inference_mode`, channels-last and with
-    bf16 autocast on a GPU. `device`: `auto` (a GPU when there is one), `cpu`, `cuda`, ….
+    Patches are resized to `input_size` and normalised with `mean`/`std`; batches of
+    `batch_size` run under `torch.inference_mode`, channels-last and with bf16 autocast on a
+    GPU. Subclasses build `model` from a local weights file (`weights_path`).
     """
 
-    def __init__(
-        self,
-        name: str,
-        weights: str | Path | None = None,
-        batch_size: int = 64,
-        input_size: int | None = None,
-        device: str = "auto",
-    ) -> None:
-        self.name = name
-        self.architecture = ARCHITECTURES[name]
-        self.weights_path = find_weights(name, weights)
+    model: nn.Module
+    weights_path: Path
+    input_size: int
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def __init__(self, batch_size: int, device: str) -> None:
         self.batch_size = batch_size
-        self.input_size = input_size or self.architecture.input_size
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         )
-        self.model = _load_model(name, self.architecture, self.weights_path, self.device)
-        if self.device.type == "cuda":  # channels-last pays on GPUs; on CPUs it slows the start
+
+    def _ready(self) -> None:
+        """Channels-last on a GPU (on CPUs it slows the start); the weights' hash for caching."""
+        if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self._weights_hash = _file_hash(self.weights_path)
 
@@ -140,13 +137,89 @@ class Pretrained(Extractor):
         x = patches.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
         size = (self.input_size, self.input_size)
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
+        std = x.new_tensor(self.std).view(1, 3, 1, 1)
         x = (x - mean) / std
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
             return self.model(x)
+
+
+class Pretrained(Backbone):
+    """2048-d pooled features of a torchvision CNN (Inception-v3 or ResNet-50), ImageNet
+    normalised, at `input_size` (the architecture's own by default). `device`: `auto` (a GPU
+    when there is one), `cpu`, `cuda`, …."""
+
+    def __init__(
+        self,
+        name: str,
+        weights: str | Path | None = None,
+        batch_size: int = 64,
+        input_size: int | None = None,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(batch_size, device)
+        self.name = name
+        self.architecture = ARCHITECTURES[name]
+        self.weights_path = find_weights(name, weights)
+        self.input_size = input_size or self.architecture.input_size
+        self.model = _load_model(name, self.architecture, self.weights_path, self.device)
+        self._ready()
+
+
+class Timm(Backbone):
+    """Pooled features of any timm model — a pathology foundation model (UNI, Phikon, …) or an
+    ImageNet network — with its weights from a local file (.pth, .bin or .safetensors).
+
+    `model` is the timm name (`timm.list_models()`), `model_kwargs` what its weights need beyond
+    it (e.g. UNI: `init_values: 1e-5`); input size, mean and std are the model's own unless
+    given. Needs the `timm` package (`pip install 'soscope[timm]'`).
+    """
+
+    name = "timm"
+
+    def __init__(
+        self,
+        model: str,
+        weights: str | Path,
+        model_kwargs: dict[str, Any] | None = None,
+        batch_size: int = 64,
+        input_size: int | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(batch_size, device)
+        try:
+            import timm
+        except ImportError:
+            raise ImportError(
+                "features=timm needs the timm package: pip install 'soscope[timm]'"
+            ) from None
+        self.weights_path = Path(weights).expanduser()
+        if not self.weights_path.is_file():
+            raise SoScopeInputError(
+                self.weights_path,
+                f"the weights file of timm model {model} is missing; soscope never downloads at "
+                "run time: save the model's weights there, or pass features.weights=<file>",
+            )
+        try:
+            network = timm.create_model(
+                model, pretrained=False, num_classes=0, **dict(model_kwargs or {})
+            )
+        except RuntimeError as err:  # timm's error for an unknown name
+            raise ValueError(f"features.model: {err}") from None
+        config = network.pretrained_cfg
+        self.input_size = input_size or int(config.get("input_size", (3, 224, 224))[-1])
+        self.mean = tuple(mean or config.get("mean", IMAGENET_MEAN))
+        self.std = tuple(std or config.get("std", IMAGENET_STD))
+        _load_state(network, _read_state(self.weights_path), self.weights_path, f"timm's {model}")
+        self.model = network.to(self.device).eval()
+        self._ready()
+
+    def settings(self):
+        return {**super().settings(), "mean": self.mean, "std": self.std}
 
 
 def find_weights(name: str, weights: str | Path | None = None) -> Path:
@@ -182,19 +255,39 @@ def _load_model(
     with torch.device("meta"):
         model = architecture.build(weights=None, **architecture.kwargs)
     model = model.to_empty(device=device)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and torch errors alike mean an unusable file
-        raise SoScopeInputError(path, f"cannot be read as a PyTorch state dict ({err})") from None
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as err:
-        first_line = str(err).strip().splitlines()[0]
-        raise SoScopeInputError(
-            path, f"is not a state dict of torchvision's {name} ({first_line})"
-        ) from None
+    _load_state(model, _read_state(path), path, f"torchvision's {name}", strict=True)
     model.fc = nn.Identity()
     return model.eval()
+
+
+def _read_state(path: Path) -> dict[str, Tensor]:
+    """The state dict in `path` (a PyTorch file, or .safetensors); an unusable file raises."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip, safetensors and torch errors alike
+        raise SoScopeInputError(path, f"cannot be read as a PyTorch state dict ({err})") from None
+
+
+def _load_state(model: nn.Module, state: Any, path: Path, what: str, strict: bool = False) -> None:
+    """Load `state` into `model`; a file that is not `what`'s (a key the model needs is
+    missing, or a shape differs) raises naming `path`. Unless `strict`, keys the pooled
+    features do not use (a classifier head) are left out."""
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(f"holds a {type(state).__name__}, not a state dict")
+        if not strict:
+            own = model.state_dict()
+            state = {key: value for key, value in state.items() if key in own}
+        missing, _ = model.load_state_dict(state, strict=strict)
+        if missing:
+            raise RuntimeError(f"{len(missing)} weights missing, e.g. {missing[0]}")
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise SoScopeInputError(path, f"is not a state dict of {what} ({first_line})") from None
 
 
 def _file_hash(path: Path) -> str:
@@ -241,6 +334,7 @@ class NoImage(Extractor):
 EXTRACTORS: dict[str, Callable[..., Extractor]] = {
     "inception_v3": partial(Pretrained, "inception_v3"),
     "resnet50": partial(Pretrained, "resnet50"),
+    "timm": Timm,
     "handcrafted": Handcrafted,
     "precomputed": Precomputed,
     "none": NoImage,

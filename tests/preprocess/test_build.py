@@ -236,3 +236,27 @@ def test_without_array_coordinates_the_nearest_spots_are_neighbours(
     found = {(i, j) for i, j in zip(src, dst, strict=True) if i != j}
     assert set(map(tuple, expected.T)) <= found  # every lattice neighbour is among the nearest
     assert np.bincount(src[src != dst]).min() >= 6  # and border spots reach further
+
+
+def test_features_from_a_named_timm_model_and_its_local_weights(
+    tmp_path, visium_tissue, preprocess_config
+):
+    timm = pytest.importorskip("timm")
+    network = timm.create_model("test_vit", pretrained=False, num_classes=0)
+    torch.save(network.state_dict(), tmp_path / "vit.pth")
+    outs = write_spaceranger(tmp_path / "raw", visium_tissue)
+    preprocess(
+        preprocess_config(
+            f"input.path={outs}",
+            f"out={tmp_path / 'section'}",
+            "features=timm",
+            "features.model=test_vit",
+            f"features.weights={tmp_path / 'vit.pth'}",
+            "features.device=cpu",
+            "standardize_features=false",
+            "genes.n_top=8",
+        )
+    )
+    section = read_dataset_h5ad(tmp_path / "section" / "dataset.h5ad", likelihood="nb")
+    assert section.graph.sub_feat.shape == (N_KEPT * 7, network.num_features)
+    assert section.graph.sub_feat.std(0).min() > 0  # every column varies over the patches

@@ -146,3 +146,45 @@ def test_the_cache_serves_a_rerun_and_only_the_same_inputs(tmp_path, monkeypatch
     }
     assert len(keys) == 4
     assert feature_cache.feature_key(Handcrafted(batch_size=7), IMAGE, CENTRES, 8) in keys
+
+
+@pytest.fixture(scope="module")
+def small_timm(tmp_path_factory):
+    """(weights file, the same network) of a random small timm ViT with a classifier head."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    network = timm.create_model("test_vit", pretrained=False, num_classes=5)
+    path = tmp_path_factory.mktemp("weights") / "vit.pth"
+    torch.save(network.state_dict(), path)
+    network.reset_classifier(0)
+    return path, network.eval()
+
+
+def test_timm_features_are_the_models_pooled_output(small_timm, tmp_path):
+    path, network = small_timm
+    extractor = make_extractor("timm", model="test_vit", weights=path, batch_size=2)
+    features = extractor.extract(IMAGE, CENTRES, 16, "he.png")
+    assert features.shape == (3, network.num_features) and features.dtype == np.float32
+    patch = torch.from_numpy(IMAGE[4:20, 2:18]).permute(2, 0, 1)[None].float() / 255
+    patch = F.interpolate(patch, size=(160, 160), mode="bilinear", antialias=True)
+    patch = (patch - 0.5) / 0.5  # test_vit's own input size and normalisation
+    with torch.inference_mode():
+        expected = network(patch)[0].numpy()
+    np.testing.assert_allclose(features[0], expected, rtol=1e-4, atol=1e-5)
+    from safetensors.torch import save_file
+
+    save_file(network.state_dict(), tmp_path / "vit.safetensors")
+    again = make_extractor("timm", model="test_vit", weights=tmp_path / "vit.safetensors")
+    np.testing.assert_allclose(again.extract(IMAGE, CENTRES, 16, "he.png"), features, atol=1e-5)
+    assert again.settings()["weights"] != extractor.settings()["weights"]
+
+
+def test_timm_weights_must_be_a_local_file_of_that_model(small_timm, inception, tmp_path):
+    with pytest.raises(SoScopeInputError, match=r"uni\.bin: the weights file of timm model"):
+        make_extractor("timm", model="test_vit", weights=tmp_path / "uni.bin")
+    with pytest.raises(SoScopeInputError, match="is not a state dict of timm's test_resnet"):
+        make_extractor("timm", model="test_resnet", weights=small_timm[0])
+    with pytest.raises(SoScopeInputError, match="is not a state dict of timm's test_vit"):
+        make_extractor("timm", model="test_vit", weights=inception[0])
+    with pytest.raises(ValueError, match="features.model"):
+        make_extractor("timm", model="no_such_net", weights=small_timm[0])
