@@ -74,6 +74,7 @@ SPLITS = {"tuning": ((100, 101, 102), (2,), ("B4",)), "report": ((200,), (3,), (
 HER2ST_SECTIONS = ("B4", "C2")
 HER2ST_BLOCKS = (2, 3)
 HER2ST_GENES = 50
+HER2ST_FEATURES = ("features=handcrafted",)  # soscope-preprocess overrides of the image features
 ST_SPOT_FRACTION = 0.5  # legacy ST: 100 µm spots on a 200 µm pitch
 QUICK = ["data.n_rows=6", "data.n_cols=6", "model.z_dim=16", "model.hidden=32"]
 QUICK_EPOCHS = 3
@@ -241,23 +242,30 @@ def her2st_inputs(
 
 
 def her2st_dataset(
-    root: Path, section: str, k: int, likelihood: str, quick: bool, image: bool = True
+    root: Path,
+    section: str,
+    k: int,
+    likelihood: str,
+    quick: bool,
+    image: bool = True,
+    features: tuple[str, ...] = HER2ST_FEATURES,
 ) -> Dataset:
     """HER2ST `section` as k×k pseudo-spots through `soscope-preprocess` (counts CSV, positions
     CSV, the native spots as subspots, the section's H&E, the `HER2ST_GENES` most variable
-    genes); truth = the native spots' raw counts. Built once. Without `image` every subspot
-    gets the same image feature (and the subspot graph equal weights): what the model makes
-    of the spots alone."""
+    genes, image features as the command's `features` overrides say); truth = the native
+    spots' raw counts. Built once. Without `image` every subspot gets the same image feature
+    (and the subspot graph equal weights): what the model makes of the spots alone."""
     cache: list[Section] = []
 
     def load(cfg: DictConfig) -> Section:
         if not cache:
-            built = build_her2st(root, section, k, likelihood, quick)
+            built = build_her2st(root, section, k, likelihood, quick, features)
             cache.append(built if image else without_image(built))
         return cache[0]
 
     picture = (
-        "image features of each native spot from the H&E image"
+        f"image features of each native spot from the H&E image "
+        f"({' '.join(without_weights_path(features))})"
         if image
         else ("constant image feature")
     )
@@ -280,7 +288,14 @@ def without_image(section: Section) -> Section:
     return dataclasses.replace(section, graph=graph, meta=meta, image=None)
 
 
-def build_her2st(root: Path, section: str, k: int, likelihood: str, quick: bool) -> Section:
+def build_her2st(
+    root: Path,
+    section: str,
+    k: int,
+    likelihood: str,
+    quick: bool,
+    features: tuple[str, ...] = HER2ST_FEATURES,
+) -> Section:
     """See `her2st_dataset`: write the inputs, run the preprocessing command, read it back."""
     counts, spots, image = read_her2st(root, section)
     genes = QUICK_SKIN_FEATURES if quick else HER2ST_GENES
@@ -299,7 +314,7 @@ def build_her2st(root: Path, section: str, k: int, likelihood: str, quick: bool)
             f"layout.cells={folder / 'cells.csv'}",
             f"layout.cell_diameter={ST_SPOT_FRACTION * pitch}",
             f"layout.spot_diameter={2 * k * pitch}",  # a disc around each block holds it all
-            "features=handcrafted",
+            *features,
             f"genes.n_top={genes}",
             "cache_dir=null",
             f"out={folder / 'dataset'}",
@@ -339,7 +354,9 @@ def datasets(args: argparse.Namespace, report: bool = True) -> list[Dataset]:
         chosen += [reference] if reference else []
     if args.her2st and (args.her2st / "data" / "ST-cnts").is_dir():
         chosen += [
-            her2st_dataset(args.her2st, section, k, "nb", args.quick, image)
+            her2st_dataset(
+                args.her2st, section, k, "nb", args.quick, image, tuple(args.her2st_features)
+            )
             for section in args.her2st_sections
             for k in args.her2st_blocks
             for image in (True, False)[: 1 + args.her2st_no_image]
@@ -605,6 +622,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run each HER2ST dataset with a constant image feature",
     )
     parser.add_argument(
+        "--her2st-features",
+        nargs="+",
+        default=list(HER2ST_FEATURES),
+        help="soscope-preprocess overrides that choose the HER2ST image features (default "
+        "features=handcrafted; e.g. features=timm features.model=<name> features.weights=<file>)",
+    )
+    parser.add_argument(
         "--her2st-blocks",
         type=int,
         nargs="+",
@@ -677,7 +701,13 @@ def portable(argv: list[str]) -> list[str]:
     for i, arg in enumerate(argv[:-1]):
         if arg in DATA_ARGUMENTS:
             out[i + 1] = DATA_ARGUMENTS[arg]
-    return out
+    return without_weights_path(out)
+
+
+def without_weights_path(args: list[str] | tuple[str, ...]) -> list[str]:
+    """`args` with a `features.weights=<path>` override's path replaced by what it is."""
+    key = "features.weights="
+    return [key + "<weights file>" if arg.startswith(key) else arg for arg in args]
 
 
 def report_header(

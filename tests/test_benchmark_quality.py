@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from soscope.evaluate.baselines import BASELINES
@@ -118,6 +119,20 @@ def test_quick_her2st_runs_the_preprocessing_command_and_scores_native_spots(tmp
     table, out = run_quick(tmp_path, *argv, "--her2st-blocks", "2")
     assert_complete(table, out, "her2st_C2_2x2")
     assert "HER2ST section C2, 2×2 pseudo-spots" in out.read_text()
+
+
+def test_her2st_image_features_are_chosen_on_the_command_line(tmp_path):
+    timm = pytest.importorskip("timm")
+    torch.save(timm.create_model("test_vit", num_classes=0).state_dict(), tmp_path / "vit.pth")
+    clone = fake_her2st(tmp_path / "her2st")
+    chosen = ["features=timm", "features.model=test_vit", f"features.weights={tmp_path}/vit.pth"]
+    argv = ["--synthetic", "--synthetic-no-image", "--skin", "--her2st", str(clone)]
+    table, out = run_quick(tmp_path, *argv, "--her2st-blocks", "2", "--her2st-features", *chosen)
+    assert_complete(table, out, "her2st_C2_2x2")
+    text = out.read_text()
+    assert "H&E image (features=timm features.model=test_vit features.weights=" in text
+    assert "--her2st-features features=timm features.model=test_vit" in text
+    assert "features.weights=<weights file>" in text and "vit.pth" not in text
 
 
 def test_a_missing_her2st_clone_is_skipped_with_a_message(tmp_path, capsys):
