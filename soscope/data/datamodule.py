@@ -46,8 +46,9 @@ class SpotDataModule(L.LightningDataModule):
     serves spatial tiles of about `tile_size` spots each, with the halo the training module
     asks for (`soscope.data.tiles`), one step per tile, shuffled, each DDP rank its share;
     `auto` (the default) is `full` for sections up to `AUTO_FULL_ENTRIES` subspot × feature
-    values and tiles of at most that many beyond (`resolve_batching`), decided at `setup`. `section` is a `Section` or a zero-argument callable that loads one; its image
-    features are projected once onto their top `feature_components` principal directions (None:
+    values and tiles whose own spots hold at most that many beyond (`resolve_batching`),
+    decided at `setup`. `section` is a `Section` or a zero-argument callable that loads one;
+    its image features are projected once onto their top `feature_components` principal directions (None:
     all columns; see `soscope.data.features`) and kept in `feature_dtype` (float16 halves their
     memory; the decoder casts them where it runs). With `val_fraction` > 0 a seeded fraction of
     spots is hidden from training and scored in validation on the whole section (see

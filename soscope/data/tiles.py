@@ -34,7 +34,7 @@ from soscope.data.sample import SpotGraph, spot_spacing, subspot_counts
 BATCHING_MODES = ("auto", "full", "tiles")
 # `auto` batching trains on the whole section while its subspot × feature values number at most
 # this (3,000 Visium spots × 2,000 genes: 42 million, a 2.4 GiB full-graph step), else in tiles
-# that hold at most this many each.
+# whose own spots hold at most this many each (their halos add some).
 AUTO_FULL_ENTRIES = 1 << 26
 
 
@@ -43,7 +43,8 @@ def resolve_batching(
 ) -> tuple[str, int]:
     """(`full` or `tiles`, spots a tile) for a section of that size: `auto` picks full-graph
     steps up to `AUTO_FULL_ENTRIES` subspot × feature values, else tiles of at most
-    `tile_size` spots and that many values; `full` and `tiles` stay as they are."""
+    `tile_size` spots whose own values number at most that; `full` and `tiles` stay as
+    they are."""
     if batching not in BATCHING_MODES:
         raise ValueError(f"unknown batching {batching!r}; choose from {BATCHING_MODES}")
     values = n_subspots * n_features
