@@ -23,7 +23,9 @@ original / soscope, or 'did not finish' / 'out of memory'. `--demo` also times t
 NB demo schedule (2,500 + 2,500 steps at 369 spots) end to end on `--device`; `--schedule
 SPOTS ...` runs the default schedule end to end at those sizes (both stages with the config's
 epochs, then the enhanced means and the predictive sd) and says what each part took and the
-peak memory. `--genes 2000` gives sections of a real size.
+peak memory. `--profile SPOTS` profiles one full-graph stage-2 step at that size
+(torch.profiler): CPU time by part of the step, the ops that take the most time, and those
+that allocate the most memory. `--genes 2000` gives sections of a real size.
 """
 
 from __future__ import annotations
@@ -207,6 +209,82 @@ def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
     if args.device == "cuda":
         result["gpu_memory"] = torch.cuda.max_memory_allocated() / GiB
     return result
+
+
+# Parts of a stage-2 step the profile reports, in the order they are listed: (label, the
+# object and method that do it); the indented ones run inside the spot-level losses.
+PROFILED_PARTS = (
+    ("encoder", "model", "encode"),
+    ("spot-level losses", "model", "spot_level_losses"),
+    ("  image path: hidden units", "image_path", "hidden"),
+    ("  image path: predictions", "image_path", "predict"),
+    ("  share prior and image shares", "model", "subspot_prior"),
+    ("  image path: spot loss", "model", "image_loss"),
+    ("  decoder", "model", "raw_outputs"),
+)
+STEP_PARTS = ("forward", "backward", "optimiser step")
+
+
+def labelled(label: str, method):
+    """`method` run inside a profiler range named `label`."""
+
+    def run(*args, **kwargs):
+        with torch.profiler.record_function(label):
+            return method(*args, **kwargs)
+
+    return run
+
+
+def profile_step(n_spots: int, args: argparse.Namespace) -> str:
+    """Markdown tables of one profiled full-graph stage-2 step (after two warm-up steps)."""
+    graph = as_graph(synthetic_arrays(n_spots, args.genes, args.features), torch.float32)
+    cfg = project_config(args.config)
+    graph.sub_feat = project_features(graph.sub_feat, cfg.data.feature_components)
+    torch.manual_seed(0)
+    model = stage_two_model(graph, cfg)
+    opt = optimiser(model)
+    owners = {"model": model, "image_path": model.image_path}
+    for label, owner, name in PROFILED_PARTS:
+        if owners[owner] is not None:
+            setattr(owners[owner], name, labelled(label, getattr(owners[owner], name)))
+    for _ in range(2):
+        timed_step(model, opt, graph, "cpu")
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        with torch.profiler.record_function("forward"):
+            loss, _ = model.stage_loss(graph)
+        opt.zero_grad()
+        with torch.profiler.record_function("backward"):
+            loss.backward()
+        with torch.profiler.record_function("optimiser step"):
+            opt.step()
+    events = {e.key: e for e in prof.key_averages()}
+    step = sum(events[key].cpu_time_total for key in STEP_PARTS)
+    lines = [
+        f"Profile of one stage-2 step, {n_spots:,} spots × {args.genes:,} genes, "
+        f"{torch.get_num_threads()} threads: {step / 1e6:.3f} s",
+        "",
+        "| part of the step | CPU s | share |",
+        "|---|---|---|",
+    ]
+    parts = [STEP_PARTS[0], *(label for label, _, _ in PROFILED_PARTS), *STEP_PARTS[1:]]
+    for key in (key for key in parts if key in events):
+        seconds = events[key].cpu_time_total
+        name = key if not key.startswith(" ") else "… " + key.strip()
+        lines.append(f"| {name} | {seconds / 1e6:.3f} | {seconds / step:.0%} |")
+    ops = [e for key, e in events.items() if key not in parts]
+    lines += ["", "| op (most self time) | calls | self CPU s | share |", "|---|---|---|---|"]
+    for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:12]:
+        share = e.self_cpu_time_total / step
+        lines.append(f"| {e.key} | {e.count} | {e.self_cpu_time_total / 1e6:.3f} | {share:.0%} |")
+    lines += [
+        "",
+        "| op (most memory allocated) | calls | GiB allocated in the step |",
+        "|---|---|---|",
+    ]
+    for e in sorted(ops, key=lambda e: -e.self_cpu_memory_usage)[:8]:
+        lines.append(f"| {e.key} | {e.count} | {e.self_cpu_memory_usage / GiB:.2f} |")
+    return "\n".join(lines)
 
 
 def graph_loss_label(model: SoScopeModule, batch: SpotGraph) -> str:
@@ -478,6 +556,9 @@ def parse_args() -> argparse.Namespace:
         help="also run the default schedule end to end (both stages, enhanced means and sd) "
         "at these section sizes",
     )
+    parser.add_argument(
+        "--profile", type=int, metavar="SPOTS", help="profile one full-graph step at this size"
+    )
     parser.add_argument("--worker-soscope", nargs=2, metavar=("SPOTS", "MODE"))
     parser.add_argument("--worker-schedule", type=int, metavar="SPOTS")
     parser.add_argument("--worker-original", type=Path, metavar="DATA")
@@ -493,6 +574,9 @@ def main() -> None:
         return
     if args.worker_schedule:
         print(json.dumps(measure_schedule(args.worker_schedule, args.config, args)))
+        return
+    if args.profile:
+        print(profile_step(args.profile, args))
         return
     if args.worker_original:
         budget = args.reference_timeout / 2

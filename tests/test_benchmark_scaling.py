@@ -60,3 +60,15 @@ def test_rows_say_which_graph_loss_a_step_computed(bench):
         ]
         == "sampled (4)"
     )
+
+
+def test_the_profile_splits_a_step_into_its_parts(bench):
+    args = argparse.Namespace(genes=3, features=16, config=[])
+    text = bench["profile_step"](40, args)
+    assert text.startswith("Profile of one stage-2 step, 40 spots × 3 genes")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if "|" in line}
+    for part in ("forward", "encoder", "spot-level losses", "… image path: spot loss", "backward"):
+        assert part in rows
+    assert "| op (most self time) |" in text and "| op (most memory allocated) |" in text
+    shares = [float(rows[part].split(" | ")[2].rstrip("% |")) for part in ("forward", "backward")]
+    assert 50 <= sum(shares) <= 100  # forward and backward make most of the step
