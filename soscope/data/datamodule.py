@@ -48,11 +48,11 @@ class SpotDataModule(L.LightningDataModule):
     `auto` (the default) is `full` for sections up to `AUTO_FULL_ENTRIES` subspot × feature
     values and tiles whose own spots hold at most that many beyond (`resolve_batching`),
     decided at `setup`. `section` is a `Section` or a zero-argument callable that loads one;
-    its image features are projected once onto their top `feature_components` principal directions (None:
-    all columns; see `soscope.data.features`) and kept in `feature_dtype` (float16 halves their
-    memory; the decoder casts them where it runs). With `val_fraction` > 0 a seeded fraction of
-    spots is hidden from training and scored in validation on the whole section (see
-    `soscope.data.heldout`).
+    its image features are projected once onto their top `feature_components` principal
+    directions (None: all columns; see `soscope.data.features`) and kept in `feature_dtype`
+    (float16 halves their memory; the decoder casts them where it runs). With `val_fraction`
+    > 0 a seeded fraction of spots is hidden from training and scored in validation on the
+    whole section (see `soscope.data.heldout`).
     """
 
     def __init__(
