@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from soscope.models.aggregation import aggregate, spot_counts
+from soscope.models.aggregation import aggregate, spot_counts, spot_relative
 from soscope.models.likelihoods import Likelihood, join_blocks
 
 CONSISTENCY_MODES = ("none", "rescale")
@@ -29,19 +29,18 @@ def rescale_to_spots(
 
     Count blocks are rescaled per spot and feature, keeping the shares the model predicts
     (a spot whose prediction sums to zero is split equally; a zero spot stays zero);
-    Gaussian blocks are shifted by the spot's mean difference.
+    Gaussian blocks are shifted by the spot's mean difference: the values relative to their
+    spot's mean (`spot_relative`), times or plus the spot.
     """
-    k = spot_counts(sub_to_spot, x.size(0)).to(x.dtype)
     parts = []
     blocks = zip(likelihood.blocks, likelihood.split(sub_values), likelihood.split(x), strict=True)
     for block, sub_b, x_b in blocks:
         if block.is_count:
-            sub_b = sub_b.clamp(min=0)
-            predicted = aggregate(sub_b, sub_to_spot, x.size(0)) > 0
-            rescaled = sub_b * count_factor(sub_b, x_b, k, sub_to_spot)[sub_to_spot]
-            parts.append(torch.where(predicted[sub_to_spot], rescaled, x_b[sub_to_spot]))
+            relative = spot_relative(sub_b.clamp(min=0), sub_to_spot, x.size(0), ratio=True)
+            parts.append(relative.mul_(x_b[sub_to_spot]))
         else:
-            parts.append(sub_b + mean_shift(sub_b, x_b, k, sub_to_spot)[sub_to_spot])
+            relative = spot_relative(sub_b, sub_to_spot, x.size(0), ratio=False)
+            parts.append(relative.add_(x_b[sub_to_spot]))
     return join_blocks(parts)
 
 
