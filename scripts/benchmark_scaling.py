@@ -166,17 +166,26 @@ def timed_step(model, opt, batch, device: str) -> float:
     return time.perf_counter() - start
 
 
-def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
-    """Step, epoch and inference times and peak memory of soscope in this process."""
-    dtype = torch.float16 if mode == "tiles" else torch.float32
-    graph = as_graph(synthetic_arrays(n_spots, args.genes, args.features), dtype)
+def prepared(
+    n_spots: int, feature_dtype: torch.dtype, args: argparse.Namespace, device: str
+) -> tuple[SpotGraph, SoScopeModule, torch.optim.Optimizer, float]:
+    """A synthetic section of `n_spots` with its image features projected as the data module
+    does, soscope's stage-2 model for it on `device` and its optimiser, and the seconds the
+    projection took."""
+    graph = as_graph(synthetic_arrays(n_spots, args.genes, args.features), feature_dtype)
     cfg = project_config(args.config)
     start = time.perf_counter()  # once per section, as the data module does it
     graph.sub_feat = project_features(graph.sub_feat, cfg.data.feature_components)
     projection = time.perf_counter() - start
     torch.manual_seed(0)
-    model = stage_two_model(graph, cfg).to(args.device)
-    opt = optimiser(model)
+    model = stage_two_model(graph, cfg).to(device)
+    return graph, model, optimiser(model), projection
+
+
+def measure_soscope(n_spots: int, mode: str, args: argparse.Namespace) -> dict:
+    """Step, epoch and inference times and peak memory of soscope in this process."""
+    dtype = torch.float16 if mode == "tiles" else torch.float32
+    graph, model, opt, projection = prepared(n_spots, dtype, args, args.device)
     tiles = TiledSection(graph, args.tile_size, *model.halo()) if mode == "tiles" else None
     if tiles is None:
         steps = [timed_step(model, opt, graph, args.device) for _ in range(args.steps + 1)][1:]
@@ -237,12 +246,7 @@ def labelled(label: str, method):
 
 def profile_step(n_spots: int, args: argparse.Namespace) -> str:
     """Markdown tables of one profiled full-graph stage-2 step (after two warm-up steps)."""
-    graph = as_graph(synthetic_arrays(n_spots, args.genes, args.features), torch.float32)
-    cfg = project_config(args.config)
-    graph.sub_feat = project_features(graph.sub_feat, cfg.data.feature_components)
-    torch.manual_seed(0)
-    model = stage_two_model(graph, cfg)
-    opt = optimiser(model)
+    graph, model, opt, _ = prepared(n_spots, torch.float32, args, "cpu")
     owners = {"model": model, "image_path": model.image_path}
     for label, owner, name in PROFILED_PARTS:
         if owners[owner] is not None:
