@@ -12,9 +12,11 @@ nothing (`--split`): tuning = synthetic tissue draws 100–102, skin 2×2, HER2S
 fresh synthetic draw (200), skin 3×3, HER2ST C2.
 
 For every dataset, seed and config variant it trains both stages, enhances, and scores with
-`summarize`; the baselines are scored on the same sections. Prints one markdown table (mean ±
-sd over seeds), writes it to --out with the command line on top, and a figure of one dataset
-next to it. (dataset, seed) pairs run in `--jobs` worker processes at once (default: one a CPU
+`summarize`; the baselines are scored on the same sections, and where the image features vary,
+`oracle_image_ridge`: a ridge from those features fitted on the truth of the other spots, the
+most they can tell (`soscope.evaluate.ceilings`). Prints one markdown table (mean ± sd over
+seeds), writes it to --out with the command line on top, and a figure of one dataset next to
+it. (dataset, seed) pairs run in `--jobs` worker processes at once (default: one a CPU
 core), each with its share of the cores; the table is the same as a serial run's.
 
 Example (the node loss of the defaults against the original's MSE, synthetic NB tissue only):
@@ -55,6 +57,7 @@ from soscope.data.dataset_h5ad import read_dataset_h5ad
 from soscope.data.reference_io import read_reference_section
 from soscope.data.sample import Section
 from soscope.evaluate.baselines import BASELINES, run_baseline
+from soscope.evaluate.ceilings import image_ceiling
 from soscope.evaluate.metrics import median_spacing, spot_consistency_error, summarize
 from soscope.evaluate.pseudospots import grid_blocks, make_pseudospots
 from soscope.pipeline import (
@@ -459,6 +462,23 @@ def peer_predictions(section: Section, peers: list[str]) -> dict[str, np.ndarray
     return out
 
 
+# The row of `image_ceiling`, which reads the truth: what the image features can tell at most.
+ORACLE = "oracle_image_ridge"
+
+
+def oracle_image_ridge(section: Section) -> np.ndarray | None:
+    """`image_ceiling` of `section` (None without image features)."""
+    graph = section.graph
+    return image_ceiling(
+        section.truth,
+        graph.sub_feat.numpy(),
+        graph.x.numpy(),
+        graph.sub_to_spot.numpy(),
+        section.meta.get("likelihood", "nb"),
+        section.meta.get("protein_dim", 0),
+    )
+
+
 def run_one(
     dataset: Dataset, seed: int, args: argparse.Namespace
 ) -> tuple[Section, dict[str, np.ndarray], dict[str, Scores]]:
@@ -471,6 +491,9 @@ def run_one(
     predictions = {name: run_baseline(name, section) for name in BASELINES}
     predictions |= peer_predictions(section, args.peers)
     results = {name: score(section, pred) for name, pred in predictions.items()}
+    ceiling = oracle_image_ridge(section)
+    if ceiling is not None:
+        results[ORACLE] = score(section, ceiling)
     for variant, overrides in map(parse_variant, args.variants):
         start = time.perf_counter()
         cfg = compose_config([*common, *overrides])
@@ -728,6 +751,10 @@ def report_header(
         f"Mean ± sd over seeds {args.seeds}; figure: {args.out.with_suffix('.png').name} "
         f"({figure_dataset}, seed {args.seeds[0]}).",
         *(f"- {d.name}: {d.note}" for d in chosen if d.note),
+        "",
+        f"{ORACLE} is no method: a ridge from the image features fitted on the true subspot "
+        "profiles of the other spots (5 folds of spots), held to the spots — the most those "
+        "features can tell a linear map.",
         "",
     ]
 

@@ -49,6 +49,10 @@ def test_quick_synthetic(tmp_path):
     assert_complete(table, out, "synthetic_poisson_t200")
     assert_complete(table, out, "synthetic_nb_t200_no_image")
     assert "coverage_1sd" in table
+    # The truth-fitted image ridge where there are image features, and only there.
+    assert "| synthetic_poisson_t200 | oracle_image_ridge |" in table
+    assert "| synthetic_nb_t200_no_image | oracle_image_ridge |" not in table
+    assert "oracle_image_ridge is no method" in out.read_text()
 
 
 @pytest.mark.skipif(not SKIN.is_dir(), reason="the human-skin data is not on this machine")
@@ -69,7 +73,7 @@ def test_jobs_run_in_workers_and_keep_the_order(tmp_path):
     done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith("| synthetic")]
-    methods = (*BASELINES, "soscope")
+    methods = (*BASELINES, "oracle_image_ridge", "soscope")
     expected = [
         f"| synthetic_{name}_t200 | {method} |" for name in ("poisson", "nb") for method in methods
     ]
