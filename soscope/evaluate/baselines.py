@@ -110,8 +110,14 @@ def image_regression(
     u, s, vt = np.linalg.svd(spot_feat, full_matrices=False)
     if alpha is None:
         alpha = _loo_alpha_svd(u, s, x - x_mean)
-    coef = vt.T @ ((s / (s**2 + alpha))[:, None] * (u.T @ (x - x_mean)))
+    coef = svd_ridge(s, vt, u.T @ (x - x_mean), alpha)
     return rescaled(feat @ coef + x_mean, x, sub_to_spot, likelihood, protein_dim)
+
+
+def svd_ridge(s: np.ndarray, vt: np.ndarray, projected: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge coefficients D×G from the design's SVD U·diag(s)·Vᵀ and the projected targets
+    Uᵀy: V·diag(s / (s² + α))·Uᵀy, so every penalty reuses one decomposition."""
+    return vt.T @ ((s / (s**2 + alpha))[:, None] * projected)
 
 
 def _loo_alpha_svd(u: np.ndarray, s: np.ndarray, y: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soscope.evaluate.baselines import ALPHAS, rescaled, zscore
+from soscope.evaluate.baselines import ALPHAS, rescaled, svd_ridge, zscore
 
 CEILING_FOLDS = 5
 
@@ -49,8 +49,7 @@ def image_ceiling(
         u, s, vt = np.linalg.svd(train_feat, full_matrices=False)
         projected = u.T @ (truth[~test] - mean)
         for a, penalty in enumerate(alphas):
-            coef = vt.T @ ((s / (s**2 + penalty))[:, None] * projected)
-            preds[a][test] = test_feat @ coef + mean
+            preds[a][test] = test_feat @ svd_ridge(s, vt, projected, penalty) + mean
     scale = truth.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     errors = (((preds - truth) / scale) ** 2).sum(axis=(1, 2))
