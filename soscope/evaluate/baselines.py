@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 from soscope.data.sample import Section
 from soscope.evaluate.metrics import median_spacing, spot_means
 from soscope.models.consistency import rescale_to_spots
+from soscope.models.context import BANDWIDTH
 from soscope.models.likelihoods import make_likelihood
 
 BASELINES = (
@@ -49,13 +50,13 @@ def interpolate(
     """Gaussian-kernel average of the spot values `x` at each subspot position.
 
     Only the `neighbours` nearest spots count (19 = two hexagonal rings), held as a sparse M×N
-    matrix; `bandwidth` (kernel σ, pixels) defaults to a third of the median nearest-spot
-    spacing, which scored best on the synthetic tissues (the overall r plateaus from ¼ to ⅓).
+    matrix; `bandwidth` (kernel σ, pixels) defaults to the model's `BANDWIDTH` times the median
+    nearest-spot spacing.
     `exclude` (M) names a spot each subspot must not use — its own, for a leave-one-out view.
     """
     spot_pos = np.asarray(spot_pos, dtype=np.float64)
     sub_pos = np.asarray(sub_pos, dtype=np.float64)
-    sigma = median_spacing(spot_pos) / 3 if bandwidth is None else bandwidth
+    sigma = BANDWIDTH * median_spacing(spot_pos) if bandwidth is None else bandwidth
     k = min(neighbours + (exclude is not None), len(spot_pos))
     dist, idx = cKDTree(spot_pos).query(sub_pos, k=k, workers=-1)
     dist, idx = dist.reshape(len(sub_pos), k), idx.reshape(len(sub_pos), k)

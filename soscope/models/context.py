@@ -21,7 +21,7 @@ from soscope.models.likelihoods import Likelihood, join_blocks
 CONTEXT_MODES = ("none", "interp")
 PRIOR_MODES = ("none", "interp")
 OFFSET_DIM = 2
-# Kernel σ as a fraction of the spot spacing: the `interpolate` baseline's measured best.
+# Kernel σ as a fraction of the spot spacing, for the model and the `interpolate` baseline.
 BANDWIDTH = 1 / 3
 
 
@@ -62,9 +62,11 @@ def interpolation_weights(pairs: Tensor, pos: Tensor, sub_pos: Tensor, sigma: Te
     return weight / total[subs]
 
 
-def interpolation_kernel(batch: Data, spacing: Tensor | None, dtype: torch.dtype) -> Tensor:
+def interpolation_kernel(
+    batch: Data, spacing: Tensor | None, dtype: torch.dtype, bandwidth: float = BANDWIDTH
+) -> Tensor:
     """Sparse M×N kernel: each subspot's Gaussian weights on its spot and that spot's neighbours,
-    σ a fixed fraction of the section's spot `spacing` (pixels).
+    σ the fraction `bandwidth` of the section's spot `spacing` (pixels).
 
     Its indices are valid by construction, so torch's invariant checks are not needed.
     """
@@ -77,17 +79,20 @@ def interpolation_kernel(batch: Data, spacing: Tensor | None, dtype: torch.dtype
         )
     pos, sub_pos = pos.to(dtype), sub_pos.to(dtype)
     pairs = neighbourhood_pairs(batch.edge_index, batch.sub_to_spot, batch.num_nodes)
-    weight = interpolation_weights(pairs, pos, sub_pos, BANDWIDTH * spacing.to(dtype))
+    weight = interpolation_weights(pairs, pos, sub_pos, bandwidth * spacing.to(dtype))
     shape = (len(sub_pos), batch.num_nodes)
     kernel = torch.sparse_coo_tensor(pairs.flip(0), weight, shape, check_invariants=False)
     return kernel.coalesce()  # once, not in every product
 
 
-def subspot_context(batch: Data, z: Tensor, spacing: Tensor | None) -> Tensor:
+def subspot_context(
+    batch: Data, z: Tensor, spacing: Tensor | None, bandwidth: float = BANDWIDTH
+) -> Tensor:
     """M × (z_dim + 2): interpolated neighbour latent minus the own spot's, and the offset."""
     # A sparse kernel times Z: no per-subspot copies of the neighbours' latents, forward or
     # backward.
-    interpolated = torch.sparse.mm(interpolation_kernel(batch, spacing, z.dtype), z)
+    kernel = interpolation_kernel(batch, spacing, z.dtype, bandwidth)
+    interpolated = torch.sparse.mm(kernel, z)
     parent = batch.sub_to_spot
     offset = (batch.sub_pos - batch.pos[parent]).to(z.dtype) / spacing.to(z.dtype)
     return torch.cat([interpolated - z[parent], offset], dim=-1)

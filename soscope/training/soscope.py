@@ -12,6 +12,7 @@ from soscope.data.sample import SpotGraph, section_spacing, subspot_counts
 from soscope.models.aggregation import aggregate_mean
 from soscope.models.consistency import consistent_prior
 from soscope.models.context import (
+    BANDWIDTH,
     PRIOR_MODES,
     context_width,
     interpolation_kernel,
@@ -53,7 +54,8 @@ class SoScopeModule(LatentGraphModule):
     as a learning-rate schedule, the original's documented intent. `share_prior="interp"`
     spreads each spot over its subspots as the interpolated spot profiles say,
     `subspot_context="interp"` gives the decoder what the neighbouring spots' latents say at
-    each subspot (both `soscope.models.context`), `consistent_training` holds every spot
+    each subspot (both `soscope.models.context`, by a Gaussian kernel of σ `bandwidth` spot
+    spacings), `consistent_training` holds every spot
     exactly inside the loss, and `smooth_weight` (λ) weighs a smoothness prior over the
     subspot graph. `image_path` adds a path that predicts each subspot from its own image
     feature alone, trained on the spot totals only (L2 `image_weight_decay`, learning rate
@@ -72,6 +74,7 @@ class SoScopeModule(LatentGraphModule):
         gamma_mode: str = "loss",
         subspot_context: str = "none",
         share_prior: str = "none",
+        bandwidth: float = BANDWIDTH,
         consistent_training: bool = False,
         smooth_weight: float = 0.0,
         image_path: bool = False,
@@ -89,6 +92,8 @@ class SoScopeModule(LatentGraphModule):
             raise ValueError(f"unknown node loss {node_loss!r}; choose from {NODE_LOSS_MODES}")
         if share_prior not in PRIOR_MODES:
             raise ValueError(f"unknown share_prior {share_prior!r}; choose from {PRIOR_MODES}")
+        if bandwidth <= 0:
+            raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
         if gamma_mode not in GAMMA_MODES:
             raise ValueError(f"unknown gamma_mode {gamma_mode!r}; choose from {GAMMA_MODES}")
         # The original drives γ with β's start iteration and length.
@@ -150,7 +155,7 @@ class SoScopeModule(LatentGraphModule):
             return self.decoder(z, batch.sub_feat.new_empty(len(z), 0), k)
         context = None
         if self.hparams.subspot_context != "none":
-            context = subspot_context(batch, z, section_spacing(batch))
+            context = subspot_context(batch, z, section_spacing(batch), self.hparams.bandwidth)
         feat = batch.sub_feat if self.hparams.decoder_features else batch.sub_feat[:, :0]
         return self.decoder(z[batch.sub_to_spot], feat, k[batch.sub_to_spot], context)
 
@@ -182,7 +187,10 @@ class SoScopeModule(LatentGraphModule):
         if "prior" in kept:
             return kept["prior"][:, columns]
         if "kernel" not in kept:
-            kept["kernel"] = interpolation_kernel(batch, section_spacing(batch), torch.float32)
+            spacing = section_spacing(batch)
+            kept["kernel"] = interpolation_kernel(
+                batch, spacing, torch.float32, self.hparams.bandwidth
+            )
         kernel, n_subspots = kept["kernel"], batch.sub_to_spot.numel()
         if n_subspots * batch.x.size(1) > KEPT_PRIOR_ENTRIES:
             return share_prior(batch, self.likelihood.restrict(columns), kernel, columns)

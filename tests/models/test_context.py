@@ -67,6 +67,16 @@ def test_context_interpolates_neighbour_latents_and_gives_offsets():
     torch.testing.assert_close(pull[1], w1 / (1 + w1) * 1.0)
 
 
+def test_a_wider_kernel_reads_more_of_the_neighbours():
+    graph = line_graph()
+    z = torch.tensor([[0.0], [1.0], [5.0]])
+    spacing = section_spacing(graph)
+    narrow, wide = (subspot_context(graph, z, spacing, b)[:, 0] for b in (1 / 3, 0.6))
+    assert torch.all(wide.abs() > narrow.abs())
+    w1 = torch.exp(torch.tensor(-(64.0 - 4.0) / (2 * 6.0**2)))  # σ = 0.6 × 10
+    torch.testing.assert_close(wide[1], w1 / (1 + w1) * 1.0)
+
+
 def test_context_needs_positions():
     with pytest.raises(ValueError, match="positions"):
         subspot_context(line_graph(with_positions=False), torch.zeros(3, 1), None)

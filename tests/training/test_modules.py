@@ -108,15 +108,19 @@ def test_bad_module_options_are_refused(tiny_tissue):
         SoScopeModule(**module_args(section, subspot_context="kriging"))
     with pytest.raises(ValueError, match="share_prior"):
         SoScopeModule(**module_args(section, share_prior="kriging"))
+    with pytest.raises(ValueError, match="bandwidth"):
+        SoScopeModule(**module_args(section, bandwidth=0.0))
 
 
 def test_share_prior_spreads_spots_as_the_interpolation_says_without_an_image(tiny_tissue):
     """With one image feature for all and no context, the decoder gives every subspot of a spot
-    the same output: what the rescaled enhancement keeps is the prior's spread of the spot."""
+    the same output: what the rescaled enhancement keeps is the prior's spread of the spot, by
+    the module's own kernel width."""
     section = tiny_tissue.to_section()
     graph = section.graph.clone()
     graph.sub_feat = torch.ones_like(graph.sub_feat[:, :1])
-    model = SoScopeModule(**module_args(section, feat_dim=1, share_prior="interp"))
+    args = module_args(section, feat_dim=1, share_prior="interp", bandwidth=0.6)
+    model = SoScopeModule(**args)
     loss, _ = model.stage_loss(graph)
     loss.backward()
     assert torch.isfinite(loss) and model.decoder.net[0].weight.grad.abs().sum() > 0
@@ -126,7 +130,7 @@ def test_share_prior_spreads_spots_as_the_interpolation_says_without_an_image(ti
         share_prior(
             graph,
             model.likelihood,
-            interpolation_kernel(graph, section_spacing(graph), torch.float32),
+            interpolation_kernel(graph, section_spacing(graph), torch.float32, bandwidth=0.6),
         ),
         graph.x,
         graph.sub_to_spot,
