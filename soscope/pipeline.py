@@ -289,10 +289,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         return "no ground truth: nothing to evaluate" + tail
     columns = list(next(iter(methods.values())))
     width = max(len(c) for c in columns)
-    lines = [f"{'method':<16}" + "  ".join(f"{c:>{width}}" for c in columns)]
+    name_width = max(len(name) for name in ["method", *methods])
+    lines = [f"{'method':<{name_width}}  " + "  ".join(f"{c:>{width}}" for c in columns)]
     for method, values in methods.items():
         cells = (f"{values.get(c, float('nan')):>{width}.4f}" for c in columns)
-        lines.append(f"{method:<16}" + "  ".join(cells))
+        lines.append(f"{method:<{name_width}}  " + "  ".join(cells))
     return "\n".join(lines) + tail
 
 

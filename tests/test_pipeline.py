@@ -152,3 +152,16 @@ def test_inference_views_are_finer_tiles_where_a_view_would_be_large(tiny_tissue
     whole, by_view = Predictor(model, graph), Predictor(model, graph, fine)
     torch.testing.assert_close(by_view.enhance(), whole.enhance())
     torch.testing.assert_close(by_view.predictive_sd(n_samples=2), whole.predictive_sd(n_samples=2))
+
+
+def test_the_metrics_table_keeps_its_columns_under_long_method_names():
+    metrics = {
+        "soscope": {"median_pearson": 0.8, "rmse": 7.5},
+        "interpolate_rescaled": {"median_pearson": 0.78, "rmse": 8.1},
+        "objective": 0.5,
+    }
+    header, *rows, objective = pipeline.format_metrics(metrics).splitlines()
+    assert len({len(line) for line in [header, *rows]}) == 1  # numbers right-aligned in columns
+    assert header.index("rmse") + len("rmse") == rows[0].index("7.5000") + len("7.5000")
+    assert rows[1].split() == ["interpolate_rescaled", "0.7800", "8.1000"]
+    assert objective.startswith("objective")
