@@ -55,13 +55,13 @@ class SoScopeModule(LatentGraphModule):
     spreads each spot over its subspots as the interpolated spot profiles say,
     `subspot_context="interp"` gives the decoder what the neighbouring spots' latents say at
     each subspot (both `soscope.models.context`, by a Gaussian kernel of σ `bandwidth` spot
-    spacings), `consistent_training` holds every spot
-    exactly inside the loss, and `smooth_weight` (λ) weighs a smoothness prior over the
-    subspot graph. `image_path` adds a path that predicts each subspot from its own image
-    feature alone, trained on the spot totals only (L2 `image_weight_decay`, learning rate
-    `image_lr`, an MLP of `image_hidden` units), whose shares (contrasts × `image_temperature`) multiply
-    the subspot means; `decoder_features=false` keeps the image out of the decoder, so only
-    that path shares a spot out. All are off in the original.
+    spacings), `consistent_training` holds every spot exactly inside the loss, and
+    `smooth_weight` (λ) weighs a smoothness prior over the subspot graph. `image_path` adds a
+    path that predicts each subspot from its own image feature alone, trained on the spot
+    totals only (L2 `image_weight_decay`, learning rate `image_lr`, an MLP of `image_hidden`
+    units), whose shares (contrasts × `image_temperature`) multiply the subspot means;
+    `decoder_features=false` keeps the image out of the decoder, so only that path shares a
+    spot out. All are off in the original.
     """
 
     stage_name = "soscope"
